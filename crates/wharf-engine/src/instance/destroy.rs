@@ -1,0 +1,72 @@
+//! `destroy`: remove the app (SIGKILL, so waiters see 137) and its sidecar.
+//!
+//! Idempotent: destroying a slot with nothing running succeeds. Any waiter returns with
+//! `destroyed: true`.
+
+use std::time::Duration;
+
+use super::Instance;
+use crate::Error;
+use crate::docker;
+use crate::lifecycle::{Exit, ExitReason, Status};
+use crate::metrics::Metrics;
+
+/// The exit code a destroyed app reports (SIGKILL), as workerd's tests pin (W14).
+pub(crate) const DESTROYED_EXIT_CODE: i64 = 137;
+
+impl Instance {
+    pub(super) async fn destroy(&mut self) -> Result<(), Error> {
+        let was_running = self.snapshot().status == Status::Running;
+        self.unregister();
+        // Ignore the exit report of the run we are about to end (W39).
+        self.generation += 1;
+        let (app, sidecar) = tokio::join!(
+            self.remove_container(&self.names.app),
+            self.remove_container(&self.names.sidecar)
+        );
+        app.and(sidecar)?;
+        self.ctx.store.remove(&self.id);
+        if was_running {
+            self.finish_run(Exit { code: DESTROYED_EXIT_CODE, reason: ExitReason::Destroyed });
+        }
+        self.publish(|s| {
+            s.image = None;
+            s.labels = Default::default();
+            s.sidecar = None;
+            s.app_container = None;
+        });
+        Metrics::inc(&self.ctx.metrics.destroys);
+        Ok(())
+    }
+
+    /// Removes both containers, logging failures; for rollbacks where the first error matters.
+    pub(super) async fn remove_both(&mut self) {
+        self.unregister();
+        for name in [self.names.app.clone(), self.names.sidecar.clone()] {
+            if let Err(e) = self.remove_container(&name).await {
+                tracing::warn!(container.id = %self.id, %name, error = %e, "could not remove container");
+            }
+        }
+    }
+
+    /// Force-removes `name`; gone already is fine; a removal in progress is waited for.
+    pub(super) async fn remove_container(&self, name: &str) -> Result<(), Error> {
+        match self.docker().remove_container(name).await {
+            Ok(()) | Err(docker::Error::NotFound(_)) => Ok(()),
+            Err(docker::Error::Conflict(_)) => self.await_removal(name).await,
+            Err(e) => Err(Error::docker("remove", name)(e)),
+        }
+    }
+
+    async fn await_removal(&self, name: &str) -> Result<(), Error> {
+        for _ in 0..100 {
+            match self.docker().inspect_container(name).await {
+                Err(docker::Error::NotFound(_)) => return Ok(()),
+                _ => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        Err(Error::docker("remove", name)(docker::Error::Conflict(
+            "removal did not finish within 10s".to_owned(),
+        )))
+    }
+}

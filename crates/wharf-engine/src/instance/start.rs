@@ -1,0 +1,312 @@
+//! `start`: a fresh sidecar, readiness through `PUT /egress`, then the app in its namespace.
+//!
+//! Any failure rolls back what this call created, so a failed start leaves no container and
+//! the slot as it was.
+
+use std::time::Duration;
+
+use std::sync::PoisonError;
+
+use bytes::Bytes;
+use tokio::time::Instant;
+use wharf_wire::control::{DnsUpdate, EgressUpdate, InternetUpdate};
+
+use super::Instance;
+use crate::Error;
+use crate::docker::{self, ContainerSpec, RunState};
+use crate::events::EventKind;
+use crate::images::EnsureOutcome;
+use crate::lifecycle::Status;
+use crate::metrics::Metrics;
+use crate::params::StartParams;
+use crate::persist::{self, Record};
+use crate::sidecar::{Endpoint, best_endpoint};
+use crate::spec::{self, SidecarPlan};
+use crate::trust;
+
+impl Instance {
+    pub(super) async fn start(&mut self, params: StartParams) -> Result<(), Error> {
+        if !self.snapshot().status.can_start() {
+            return Err(Error::AlreadyRunning(self.id.clone()));
+        }
+        let began = Instant::now();
+        self.publish(|s| s.starting = true);
+        self.ctx.events.emit(Some(&self.id), EventKind::Starting);
+        match self.bring_up(&params).await {
+            Ok(sidecar) => {
+                self.running(params, sidecar);
+                let took = began.elapsed();
+                self.ctx.metrics.observe_start(took);
+                Metrics::inc(&self.ctx.metrics.starts);
+                let image = self.snapshot().image.unwrap_or_default();
+                self.ctx.events.emit(Some(&self.id), EventKind::Started { image, duration: took });
+                tracing::debug!(container.id = %self.id, took_ms = took.as_millis() as u64, "started");
+                Ok(())
+            }
+            Err(err) => {
+                self.remove_both().await;
+                self.publish(|s| s.starting = false);
+                Metrics::inc(&self.ctx.metrics.start_failures);
+                let message = err.to_string();
+                self.ctx.events.emit(Some(&self.id), EventKind::StartFailed { message });
+                Err(err)
+            }
+        }
+    }
+
+    async fn bring_up(&mut self, params: &StartParams) -> Result<Endpoint, Error> {
+        let image_id = self.check_image(params.image.as_str()).await?;
+        self.ensure_sidecar_image().await?;
+        if self.snapshot().app_container.is_some() {
+            // The previous run's exited containers: gone from here on, whatever happens next.
+            self.remove_both().await;
+            self.publish(|s| {
+                s.app_container = None;
+                s.image = None;
+            });
+        }
+        let token = new_token()?;
+        let info = self.create_sidecar(&token).await?;
+        self.write_policy().internet = params.enable_internet;
+        self.register(&token);
+        let sidecar = self.await_ready(&info, &token).await?;
+        let app = spec::app(&self.names, &self.id, self.ctx.owner(), params);
+        self.create(&app).await?;
+        self.install_trust(&sidecar, &app.name, &image_id).await?;
+        self.docker()
+            .start_container(&app.name)
+            .await
+            .map_err(Error::docker("start", &app.name))?;
+        Ok(sidecar)
+    }
+
+    fn running(&mut self, params: StartParams, sidecar: Endpoint) {
+        self.generation += 1;
+        self.hard_deadline = params.hard_timeout.map(|d| Instant::now() + d);
+        self.pending_stop = None;
+        self.activity.touch();
+        let app = self.names.app.clone();
+        let image = params.image.as_str().to_owned();
+        let run = self.generation;
+        self.publish(|s| {
+            s.run = run;
+            s.status = Status::Running;
+            s.starting = false;
+            s.image = Some(image);
+            s.labels = params.labels;
+            s.sidecar = Some(sidecar);
+            s.app_container = Some(app);
+        });
+        self.save_record();
+        self.watch_exit();
+    }
+
+    /// The image's id, or `ImageNotFound` (wharf never pulls).
+    async fn check_image(&self, image: &str) -> Result<String, Error> {
+        match self.docker().inspect_image(image).await {
+            Ok(Some(info)) => Ok(info.id),
+            Ok(None) => Err(Error::ImageNotFound { image: image.to_owned() }),
+            Err(e) => Err(Error::docker("inspect image", image)(e)),
+        }
+    }
+
+    /// Makes the created (not yet started) app trust the sidecar's CA (`crate::trust`).
+    async fn install_trust(
+        &self,
+        sidecar: &Endpoint,
+        app: &str,
+        image_id: &str,
+    ) -> Result<(), Error> {
+        let ca =
+            self.ctx.control.get_ca(sidecar).await.map_err(|e| Error::sidecar(&self.id, &e))?;
+        let system = self.system_bundle(app, image_id).await;
+        let system = system.as_ref().map(|(path, bytes)| (*path, bytes.as_ref()));
+        let tar = trust::archive(&ca, system).map_err(|e| Error::State {
+            path: trust::CA_FILE.to_owned(),
+            message: e.to_string(),
+        })?;
+        self.docker()
+            .upload_archive(app, "/", tar)
+            .await
+            .map_err(Error::docker("write the CA into", app))
+    }
+
+    /// The image's system CA bundle, if it has one; looked up once per image id.
+    async fn system_bundle(&self, app: &str, image_id: &str) -> Option<(&'static str, Bytes)> {
+        if let Some(known) =
+            self.ctx.bundles.lock().unwrap_or_else(PoisonError::into_inner).get(image_id)
+        {
+            return known.clone();
+        }
+        let mut found = None;
+        for path in trust::SYSTEM_BUNDLES {
+            match self.docker().download_archive(app, path, trust::MAX_BUNDLE).await {
+                Ok(tar) => {
+                    if let Ok(Some(bytes)) = trust::first_file(&tar) {
+                        found = Some((path, Bytes::from(bytes)));
+                        break;
+                    }
+                }
+                Err(docker::Error::NotFound(_)) => {}
+                Err(e) => {
+                    tracing::debug!(container.id = %self.id, %path, error = %e, "cannot read the system CA bundle");
+                    return None;
+                }
+            }
+        }
+        let mut bundles = self.ctx.bundles.lock().unwrap_or_else(PoisonError::into_inner);
+        bundles.insert(image_id.to_owned(), found.clone());
+        found
+    }
+
+    /// Builds the sidecar image on first use; `ImageBuilder` logs the progress line.
+    async fn ensure_sidecar_image(&self) -> Result<(), Error> {
+        let recipe = &self.ctx.config.sidecar_image;
+        let progress = |line: &str| tracing::debug!(target: "wharf::images", "{}", line.trim_end());
+        if self.ctx.images.ensure(recipe, &progress).await? == EnsureOutcome::Built {
+            let reference = recipe.reference.clone();
+            self.ctx.events.emit(None, EventKind::ImageBuilt { reference });
+        }
+        Ok(())
+    }
+
+    /// Creates a container; a leftover of the same name (a crash mid-start) is removed first.
+    async fn create(&self, spec: &ContainerSpec) -> Result<(), Error> {
+        match self.docker().create_container(spec).await {
+            Err(docker::Error::Conflict(_)) => {
+                tracing::debug!(name = %spec.name, "removing a leftover container of the same name");
+                self.remove_container(&spec.name).await?;
+                self.docker()
+                    .create_container(spec)
+                    .await
+                    .map(drop)
+                    .map_err(Error::docker("create", &spec.name))
+            }
+            Err(docker::Error::NotFound(_)) => {
+                Err(Error::ImageNotFound { image: spec.image.clone() })
+            }
+            other => other.map(drop).map_err(Error::docker("create", &spec.name)),
+        }
+    }
+
+    /// Creates and starts the sidecar; returns its inspect answer.
+    async fn create_sidecar(&self, token: &str) -> Result<crate::docker::ContainerInfo, Error> {
+        let plan = SidecarPlan {
+            image: &self.ctx.config.sidecar_image.reference,
+            egress_port: self.ctx.egress_port,
+            bridge: &self.ctx.bridge,
+            token,
+            dns: &self.ctx.config.upstream_dns,
+        };
+        let spec = spec::sidecar(&self.names, &self.id, self.ctx.owner(), plan);
+        self.create(&spec).await?;
+        let name = &spec.name;
+        self.docker().start_container(name).await.map_err(Error::docker("start", name))?;
+        self.docker().inspect_container(name).await.map_err(Error::docker("inspect", name))
+    }
+
+    /// Readiness: the first successful `PUT /egress` proves the sidecar's setup is done, so
+    /// the app never runs before enforcement is in place. Returns the endpoint that answered:
+    /// the sidecar's bridge address when the host reaches it, else the published port.
+    async fn await_ready(
+        &self,
+        info: &crate::docker::ContainerInfo,
+        token: &str,
+    ) -> Result<Endpoint, Error> {
+        let update = self.egress_update();
+        let deadline = Instant::now() + self.ctx.config.readiness_timeout;
+        let mut pause = Duration::from_millis(20);
+        loop {
+            let ep = best_endpoint(info, token).await.ok_or_else(|| {
+                self.sidecar_error(format!(
+                    "started sidecar {} publishes no control port",
+                    info.name
+                ))
+            })?;
+            let last = match self.ctx.control.put_egress(&ep, &update).await {
+                Ok(()) => {
+                    self.note_interception(&ep).await;
+                    return Ok(ep);
+                }
+                Err(e) => e,
+            };
+            if let Some(died) = self.sidecar_died().await {
+                return Err(self.sidecar_error(died));
+            }
+            if Instant::now() + pause > deadline {
+                let budget = self.ctx.config.readiness_timeout;
+                return Err(self.sidecar_error(format!("not ready after {budget:?}: {last}")));
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(250));
+        }
+    }
+
+    /// Remembers how the sidecar intercepts, for health.
+    async fn note_interception(&self, ep: &Endpoint) {
+        match self.ctx.control.get_state(ep).await {
+            Ok(state) => {
+                *self.ctx.interception.lock().unwrap_or_else(PoisonError::into_inner) =
+                    Some(state.interception)
+            }
+            Err(e) => {
+                tracing::debug!(container.id = %self.id, error = %e, "cannot read the sidecar's state")
+            }
+        }
+    }
+
+    /// The full egress config: the listener port, the DNS allow-list derived from the
+    /// mappings, and the internet flag.
+    pub(super) fn egress_update(&self) -> EgressUpdate {
+        let policy = self.read_policy();
+        EgressUpdate {
+            port: Some(u32::from(self.ctx.egress_port)),
+            dns: Some(DnsUpdate { allow_hostnames: policy.table.dns_allow_list() }),
+            internet: Some(InternetUpdate { enabled: policy.internet }),
+        }
+    }
+
+    /// When the sidecar has exited, its exit code and last log lines.
+    async fn sidecar_died(&self) -> Option<String> {
+        let name = &self.names.sidecar;
+        let info = self.docker().inspect_container(name).await.ok()?;
+        if matches!(info.state, RunState::Running | RunState::Created) {
+            return None;
+        }
+        let tail = super::exec::log_tail(self.docker(), name, 2048).await;
+        Some(format!("sidecar exited with code {}: {}", info.exit_code, tail.trim()))
+    }
+
+    fn sidecar_error(&self, message: String) -> Error {
+        Error::Sidecar { container: self.id.clone(), message }
+    }
+
+    pub(super) fn save_record(&self) {
+        let snap = self.snapshot();
+        let record = Record {
+            v: 1,
+            image: snap.image.unwrap_or_default(),
+            internet: self.read_policy().internet,
+            mappings: self
+                .read_policy()
+                .table
+                .mappings()
+                .iter()
+                .map(persist::MappingRecord::from)
+                .collect(),
+            labels: snap.labels.iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect(),
+            inactivity_ms: self.inactivity.map(|d| d.as_millis() as u64),
+        };
+        if let Err(e) = self.ctx.store.save(&self.id, &record) {
+            tracing::warn!(container.id = %self.id, error = %e, "could not save state record; a restarted engine will not restore its settings");
+        }
+    }
+}
+
+/// 32 random bytes, hex.
+fn new_token() -> Result<String, Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::State { path: "getrandom".to_owned(), message: e.to_string() })?;
+    Ok(hex::encode(bytes))
+}
