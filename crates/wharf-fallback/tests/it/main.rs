@@ -1,0 +1,1 @@
+//! Loopback tests of the client against the reference server and scripted servers.
