@@ -1,4 +1,5 @@
-//! Small I/O adapters: a stream that replays bytes read past a head before reading on.
+//! Small I/O adapters: a stream that replays bytes read past a head before reading on, and the
+//! byte relay every tunnel ends in.
 
 use std::io;
 use std::pin::Pin;
@@ -6,6 +7,17 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use wharf_wire::RELAY_BUFFER_BYTES;
+
+/// Copies both ways until both sides are done, with [`RELAY_BUFFER_BYTES`] buffers; answers the
+/// bytes `a` sent and the bytes `b` sent.
+pub async fn relay<A, B>(a: &mut A, b: &mut B) -> io::Result<(u64, u64)>
+where
+    A: AsyncRead + AsyncWrite + Unpin + ?Sized,
+    B: AsyncRead + AsyncWrite + Unpin + ?Sized,
+{
+    tokio::io::copy_bidirectional_with_sizes(a, b, RELAY_BUFFER_BYTES, RELAY_BUFFER_BYTES).await
+}
 
 /// A bidirectional byte stream, boxed.
 pub trait AsyncIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {}

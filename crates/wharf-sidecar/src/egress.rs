@@ -24,7 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use socket2::SockRef;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _, copy_bidirectional};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
@@ -322,7 +322,7 @@ async fn pump_raw(
 ) -> Result<(u64, u64), PumpError> {
     opened.stream.write_all(&peeked).await?;
     app.write_all(&opened.early).await?;
-    let (from_app, to_app) = copy_bidirectional(&mut app, &mut opened.stream).await?;
+    let (from_app, to_app) = crate::relay::relay(&mut app, &mut opened.stream).await?;
     Ok((from_app + peeked.len() as u64, to_app + opened.early.len() as u64))
 }
 
@@ -350,7 +350,7 @@ async fn terminate_tls(
         app.write_all(&opened.early).await?;
         app.flush().await?;
     }
-    let (from_app, to_app) = copy_bidirectional(&mut app, &mut opened.stream).await?;
+    let (from_app, to_app) = crate::relay::relay(&mut app, &mut opened.stream).await?;
     Ok((from_app, to_app + opened.early.len() as u64))
 }
 

@@ -42,7 +42,7 @@ where
     tracing::debug!(%dst, "ingress tunnel open");
     client.write_all(&ResponseHead::new(200).encode()).await?;
     upstream.write_all(&early).await?;
-    match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+    match crate::relay::relay(&mut client, &mut upstream).await {
         Ok((to_app, from_app)) => {
             tracing::debug!(%dst, to_app, from_app, "ingress tunnel closed");
             Ok(())

@@ -66,6 +66,7 @@ pub mod listen;
 pub mod marked;
 pub mod orig_dst;
 pub mod peek;
+pub mod relay;
 pub mod resolv;
 pub mod startup;
 pub mod tls;

@@ -32,7 +32,7 @@ pub(crate) async fn upgrade(
         match on_upgrade.await {
             Ok(upgraded) => {
                 let mut client = TokioIo::new(upgraded);
-                if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut tunnel).await {
+                if let Err(e) = wharf_engine::io_util::relay(&mut client, &mut tunnel).await {
                     tracing::debug!(target: "wharf::ports", error = %e, "port stream ended");
                 }
             }

@@ -131,7 +131,7 @@ fn splice(client: OnUpgrade, app: OnUpgrade) {
             }
         };
         let (mut client, mut app) = (TokioIo::new(client), TokioIo::new(app));
-        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut app).await {
+        if let Err(e) = wharf_engine::io_util::relay(&mut client, &mut app).await {
             tracing::debug!(target: "wharf::proxy", error = %e, "upgraded stream ended");
         }
     });

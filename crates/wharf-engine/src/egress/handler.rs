@@ -190,7 +190,7 @@ fn splice(app: OnUpgrade, handler: OnUpgrade) {
             }
         };
         let (mut app, mut handler) = (TokioIo::new(app), TokioIo::new(handler));
-        if let Err(e) = tokio::io::copy_bidirectional(&mut app, &mut handler).await {
+        if let Err(e) = crate::io_util::relay(&mut app, &mut handler).await {
             tracing::debug!(target: "wharf::egress", error = %e, "upgraded handler stream ended");
         }
     });

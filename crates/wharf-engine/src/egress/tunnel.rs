@@ -203,7 +203,7 @@ async fn dial(authority: &str, app: &mut Prefixed<TcpStream>) -> Result<TcpStrea
 /// Pumps both ways until both sides are done; counts the bytes.
 async fn pump(app: Prefixed<TcpStream>, upstream: TcpStream, record: &mut EgressRecord) {
     let (mut app, mut upstream) = (app, upstream);
-    match tokio::io::copy_bidirectional(&mut app, &mut upstream).await {
+    match crate::io_util::relay(&mut app, &mut upstream).await {
         Ok((up, down)) => {
             record.bytes_up = up;
             record.bytes_down = down;

@@ -37,7 +37,7 @@ pub(crate) async fn port_forward(
 async fn forward_one(client: Client, path: String, mut local: TcpStream, peer: SocketAddr) {
     match client.upgrade(&path, "tcp").await {
         Ok(mut remote) => {
-            let _ = tokio::io::copy_bidirectional(&mut local, &mut remote).await;
+            let _ = wharf_engine::io_util::relay(&mut local, &mut remote).await;
         }
         Err(e) => output::error(&format!("connection from {peer}: {e}")),
     }
