@@ -30,7 +30,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
 pub mod protocol;
+pub mod server;
 
 pub use protocol::{
     Answer, AnswerError, Attribute, Module, ModuleKind, NotFound, Request, RequestError,

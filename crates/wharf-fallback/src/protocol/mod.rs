@@ -20,6 +20,7 @@ pub mod redirect;
 mod request;
 
 pub use answer::{Answer, AnswerError, Module, ModuleKind, NotFound};
+pub(crate) use request::is_builtin;
 pub use request::{
     Attribute, RESOLVE_METHOD_HEADER, Request, RequestError, ResolveMethod, V1Request, V2Kind,
     V2Request,
