@@ -79,6 +79,12 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Serve or query a module fallback service (workerd's `moduleFallback`, both versions).
+    Fallback {
+        /// The fallback verb.
+        #[command(subcommand)]
+        command: FallbackCommand,
+    },
 }
 
 /// `wharf bench …`.
@@ -88,6 +94,10 @@ pub enum BenchCommand {
     /// sidecar (egress pass-through; ingress by the ports upgrade and the HTTP proxy) and
     /// through an egress handler, each as a ratio to direct.
     Egress(BenchEgressArgs),
+    /// Module fallback resolutions through a new connection per request (`naive`), one
+    /// connection behind a single slot (`single`) and the pooled client (`wharf`), against the
+    /// reference server: connections opened, TIME_WAIT left, resolutions/s, p50/p99/p99.9.
+    Fallback(BenchFallbackArgs),
 }
 
 /// `wharf bench egress`.
@@ -322,4 +332,78 @@ pub struct DemoArgs {
     /// Docker and image inputs.
     #[command(flatten)]
     pub docker: DockerArgs,
+}
+
+/// `wharf fallback …`.
+#[derive(Debug, Subcommand)]
+pub enum FallbackCommand {
+    /// Serve the modules under a directory to workerd's module fallback (V1 and V2), resolving
+    /// like Node and answering 301 aliases.
+    Serve(FallbackServeArgs),
+    /// Ask a fallback service once and print the answer.
+    Resolve(FallbackResolveArgs),
+}
+
+/// `wharf fallback serve`.
+#[derive(Debug, Args)]
+pub struct FallbackServeArgs {
+    /// The directory whose files are the modules.
+    #[arg(long, value_name = "DIR")]
+    pub root: PathBuf,
+    /// The address to listen on, e.g. 127.0.0.1:8999 (port 0 picks one).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: SocketAddr,
+    /// Close connections idle this long, in milliseconds [default: never].
+    #[arg(long, value_name = "MS")]
+    pub idle_close: Option<u64>,
+}
+
+/// `wharf fallback resolve`.
+#[derive(Debug, Args)]
+pub struct FallbackResolveArgs {
+    /// The fallback service, e.g. 127.0.0.1:8999.
+    #[arg(long, value_name = "ADDR")]
+    pub server: SocketAddr,
+    /// The specifier: an absolute path (V1, e.g. /lib/dep) or a URL (with --v2).
+    pub specifier: String,
+    /// The importing module [default: /main.js, or file:///bundle/main.js with --v2].
+    #[arg(long)]
+    pub referrer: Option<String>,
+    /// The specifier as written in the source, e.g. ./lib/dep or a package name.
+    #[arg(long, value_name = "RAW")]
+    pub raw: Option<String>,
+    /// Ask as a CommonJS `require` rather than an `import`.
+    #[arg(long)]
+    pub require: bool,
+    /// Speak V2 (POST with JSON) rather than V1.
+    #[arg(long)]
+    pub v2: bool,
+    /// Print the redirect instead of following it.
+    #[arg(long)]
+    pub no_follow: bool,
+}
+
+/// `wharf bench fallback`.
+#[derive(Debug, Args)]
+pub struct BenchFallbackArgs {
+    /// Resolutions per mode and concurrency; half are answered with a 301.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub requests: u32,
+    /// Concurrent callers (threads), a comma-separated list.
+    #[arg(long, value_name = "C,…", value_delimiter = ',', default_values_t = [1, 8, 64])]
+    pub concurrency: Vec<u32>,
+    /// Modes to run, a comma-separated list of naive, single and wharf.
+    #[arg(long, value_name = "MODE,…", value_delimiter = ',', default_values_t = ["naive".to_owned(), "single".to_owned(), "wharf".to_owned()])]
+    pub modes: Vec<String>,
+    /// The pooled client's connection limit.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub pool: u32,
+    /// Make the server close connections idle this long, in milliseconds, to exercise stale
+    /// reuse.
+    #[arg(long, value_name = "MS")]
+    pub server_idle_close: Option<u64>,
+    /// Repeat the whole run this many times back to back, each with new clients, reporting
+    /// errors and TIME_WAIT after each.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub runs: u32,
 }

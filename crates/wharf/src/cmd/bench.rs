@@ -52,6 +52,7 @@ use crate::daemon::{Daemon, DaemonOptions, Listen};
 use crate::{UsageError, config, output};
 
 mod cpu;
+mod fallback;
 mod fixture;
 mod load;
 mod pieces;
@@ -59,6 +60,7 @@ mod report;
 mod stats;
 
 use cpu::{Meter, Usage};
+pub(crate) use fallback::fallback;
 use fixture::{APP_PORT, Container, Fixture, Sidecarred};
 use load::{ClientThread, Ingress};
 use report::{Facts, Report};

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use crate::cli::{BenchCommand, Cli, Command, ImagesCommand};
+use crate::cli::{BenchCommand, Cli, Command, FallbackCommand, ImagesCommand};
 use crate::client::{Client, DaemonAddr};
 use crate::{UsageError, config};
 
@@ -11,6 +11,7 @@ mod containers;
 mod demo;
 mod egress;
 mod exec;
+mod fallback;
 mod gc;
 mod images;
 mod logs;
@@ -39,6 +40,15 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images { command: ImagesCommand::Build(args) } => images::build(args, json).await,
         Command::Demo(args) => demo::demo(args).await,
         Command::Bench { command: BenchCommand::Egress(args) } => bench::egress(args, json).await,
+        Command::Bench { command: BenchCommand::Fallback(args) } => {
+            bench::fallback(args, json).await
+        }
+        Command::Fallback { command: FallbackCommand::Serve(args) } => {
+            fallback::serve(args, json).await
+        }
+        Command::Fallback { command: FallbackCommand::Resolve(args) } => {
+            fallback::resolve(args, json).await
+        }
     }
 }
 
