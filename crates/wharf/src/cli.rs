@@ -392,8 +392,8 @@ pub struct BenchFallbackArgs {
     /// Concurrent callers (threads), a comma-separated list.
     #[arg(long, value_name = "C,…", value_delimiter = ',', default_values_t = [1, 8, 64])]
     pub concurrency: Vec<u32>,
-    /// Modes to run, a comma-separated list of naive, single and wharf.
-    #[arg(long, value_name = "MODE,…", value_delimiter = ',', default_values_t = ["naive".to_owned(), "single".to_owned(), "wharf".to_owned()])]
+    /// Modes to run, in order, a comma-separated list of wharf, wharf-async, single and naive.
+    #[arg(long, value_name = "MODE,…", value_delimiter = ',', default_values_t = ["wharf".to_owned(), "single".to_owned(), "naive".to_owned()])]
     pub modes: Vec<String>,
     /// The pooled client's connection limit.
     #[arg(long, value_name = "N", default_value_t = 8)]

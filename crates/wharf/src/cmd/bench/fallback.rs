@@ -38,6 +38,9 @@ use sockets::TimeWait;
 
 /// Modules in the bench's tree; resolutions cycle through them.
 const MODULES: u32 = 1000;
+/// Resolutions made after an idle gap longer than `--server-idle-close`, per cell, so that the
+/// pool meets sockets the server has closed (back-to-back load never idles long enough).
+const IDLE_GAPS: u32 = 20;
 /// How long to wait for a mode's connections to close before counting `TIME_WAIT`.
 const CLOSE_WAIT: Duration = Duration::from_secs(5);
 
@@ -85,6 +88,9 @@ struct Cell {
     p50_us: u32,
     p99_us: u32,
     p999_us: u32,
+    /// With `--server-idle-close`: resolutions made after an idle gap, and how many failed.
+    idle_gap_resolutions: u32,
+    idle_gap_errors: u64,
     /// The pooled client's retries and stale sockets dropped at checkout.
     retries: Option<u64>,
     stale_discarded: Option<u64>,
@@ -235,7 +241,7 @@ async fn bench(root: &Path, settings: &Settings) -> anyhow::Result<(Vec<Cell>, V
 fn summarize(run: u32, cells: &[Cell], time_wait_after: TimeWait) -> RunSummary {
     RunSummary {
         run,
-        errors: cells.iter().map(|c| c.errors).sum(),
+        errors: cells.iter().map(|c| c.errors + c.idle_gap_errors).sum(),
         addr_not_available: cells.iter().map(|c| c.addr_not_available).sum(),
         connections: cells.iter().map(|c| c.connections).sum(),
         time_wait_after,
@@ -256,7 +262,10 @@ async fn measure(
     config.max_connections = settings.pool as usize;
     let (outcome, pool) = if mode == Mode::WharfAsync {
         let client = wharf_fallback::client::Client::new(config);
-        let outcome = load::run_async(&client, concurrency, requests, modules).await;
+        let mut outcome = load::run_async(&client, concurrency, requests, modules).await;
+        if let Some(gap) = idle_gap(settings) {
+            outcome.gaps = Some(load::gaps_async(&client, IDLE_GAPS, gap, modules).await);
+        }
         let stats = client.stats();
         client.close_idle();
         (outcome, Some(stats))
@@ -266,8 +275,12 @@ async fn measure(
             Mode::Single => Arc::new(load::Single::start(addr)?),
             Mode::Wharf | Mode::WharfAsync => Arc::new(load::Wharf::start(config)?),
         };
+        let gap = idle_gap(settings);
         tokio::task::spawn_blocking(move || {
-            let outcome = load::run(resolver.clone(), concurrency, requests, modules);
+            let mut outcome = load::run(resolver.clone(), concurrency, requests, modules);
+            if let Some(gap) = gap {
+                outcome.gaps = Some(load::gaps(&*resolver, IDLE_GAPS, gap, modules));
+            }
             (outcome, resolver.pool_stats())
             // The resolver, and with it every connection it holds, is dropped here.
         })
@@ -294,9 +307,16 @@ async fn measure(
         p50_us: pct(50.0),
         p99_us: pct(99.0),
         p999_us: pct(99.9),
+        idle_gap_resolutions: if outcome.gaps.is_some() { IDLE_GAPS } else { 0 },
+        idle_gap_errors: outcome.gaps.unwrap_or(0),
         retries: pool.map(|p| p.retries),
         stale_discarded: pool.map(|p| p.stale_discarded),
     })
+}
+
+/// The gap that outlasts the server's idle close, if it has one.
+fn idle_gap(settings: &Settings) -> Option<Duration> {
+    settings.server_idle_close_ms.map(|ms| Duration::from_millis(ms + ms / 2 + 5))
 }
 
 /// Waits (boundedly) until the server has seen every connection close, so `TIME_WAIT` is
@@ -395,6 +415,15 @@ impl Report {
                 c.p50_us,
                 c.p99_us,
                 c.p999_us
+            ));
+        }
+        for c in self.cells.iter().filter(|c| c.idle_gap_resolutions > 0) {
+            output::line(&format!(
+                "{} c={}: {} resolutions after idle gaps longer than the server's idle close, {} errors",
+                c.mode.key(),
+                c.concurrency,
+                c.idle_gap_resolutions,
+                c.idle_gap_errors
             ));
         }
         for c in self.cells.iter().filter(|c| c.first_error.is_some()) {

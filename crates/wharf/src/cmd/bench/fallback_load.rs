@@ -48,6 +48,8 @@ pub(super) struct Outcome {
     pub(super) addr_not_available: u64,
     pub(super) first_error: Option<String>,
     pub(super) wall: Duration,
+    /// Failures among the resolutions made after idle gaps, when there were any.
+    pub(super) gaps: Option<u64>,
 }
 
 /// The bench's workload: resolution `k` asks for module `k / 2`; even ones without the
@@ -138,6 +140,35 @@ pub(super) async fn run_async(
     }
     total.wall = began.elapsed();
     total
+}
+
+/// `n` resolutions one after another, each after sleeping `gap`; returns how many failed.
+pub(super) fn gaps(resolver: &dyn Resolve, n: u32, gap: Duration, modules: u32) -> u64 {
+    (0..n)
+        .filter(|&k| {
+            std::thread::sleep(gap);
+            let (request, redirect) = workload(k, modules);
+            !matches!(
+                (resolver.resolve(&request), redirect),
+                (Ok(Answer::Redirect(_)), true) | (Ok(Answer::Module(_)), false)
+            )
+        })
+        .count() as u64
+}
+
+/// [`gaps`] for the async API.
+pub(super) async fn gaps_async(client: &Client, n: u32, gap: Duration, modules: u32) -> u64 {
+    let mut failed = 0;
+    for k in 0..n {
+        tokio::time::sleep(gap).await;
+        let (request, redirect) = workload(k, modules);
+        let ok = matches!(
+            (client.resolve(&request).await, redirect),
+            (Ok(Answer::Redirect(_)), true) | (Ok(Answer::Module(_)), false)
+        );
+        failed += u64::from(!ok);
+    }
+    failed
 }
 
 fn caller(resolver: &dyn Resolve, t: u32, step: u32, requests: u32, modules: u32) -> Outcome {
