@@ -46,12 +46,16 @@ impl Pool {
         Pool { config, idle: Mutex::new(Vec::new()), permits, counters: Counters::default() }
     }
 
-    /// One exchange under the request timeout, on a pooled connection.
+    /// One exchange under the request timeout, on a pooled connection. Waiting for a free
+    /// connection counts against the timeout too.
     pub(super) async fn exchange(&self, request: http::Request<Bytes>) -> Result<Raw, Error> {
         let after = self.config.request_timeout;
         let deadline = Instant::now() + after;
-        let Ok(_permit) = self.permits.acquire().await else { return Err(Error::Stopped) };
-        match timeout_at(deadline, self.attempts(request)).await {
+        let exchange = async {
+            let Ok(_permit) = self.permits.acquire().await else { return Err(Error::Stopped) };
+            self.attempts(request).await
+        };
+        match timeout_at(deadline, exchange).await {
             Ok(result) => result,
             // Whatever connection the request was on is dropped with the future: it is never
             // reused with an answer still on its way.

@@ -57,7 +57,7 @@ pub(super) struct Outcome {
 /// ask), odd ones for the file itself. So half the answers are redirects.
 pub(super) fn workload(k: u32, modules: u32) -> (Request, bool) {
     let i = (k / 2) % modules;
-    let redirect = k % 2 == 0;
+    let redirect = k.is_multiple_of(2);
     let (path, raw) = if redirect {
         (format!("/m{i}"), format!("./m{i}"))
     } else {
