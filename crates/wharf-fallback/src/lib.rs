@@ -9,7 +9,7 @@
 //!   request has its own reply; every body is drained, so connections go back to the pool; an
 //!   idle socket the server closed is found before reuse, or the request is retried once when it
 //!   cannot have been processed. [`client::BlockingClient`] offers the same to threads with no
-//!   runtime, through a runtime thread of its own.
+//!   runtime, doing its socket I/O on the calling thread.
 //! * [`server::Server`] is the reference server: it resolves specifiers under a directory with
 //!   Node's rules, answers 301 aliases, picks the module type from the file, serves both versions
 //!   and caches what it resolved until a file it looked at changes.

@@ -2,7 +2,6 @@
 //! bytes it reads, so that a failure can be classified as "no byte of the answer came back".
 
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,8 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::HeaderValue;
-use http::header::{CONNECTION, CONTENT_LENGTH, LOCATION};
+use http::header::{CONTENT_LENGTH, LOCATION};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
@@ -19,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 
+use super::wire::{Failed, Hints, Raw};
 use super::{ClientConfig, Error, OnClose};
 
 /// A live connection, checked out or idle.
@@ -33,22 +32,6 @@ pub(super) struct Conn {
     pub(super) max_idle: Duration,
     /// The server said `Connection: close`.
     closing: bool,
-}
-
-/// The parts of a response the protocol needs.
-#[derive(Debug)]
-pub(super) struct Raw {
-    pub(super) status: u16,
-    pub(super) location: Option<HeaderValue>,
-    pub(super) body: Bytes,
-}
-
-/// A failed exchange.
-#[derive(Debug)]
-pub(super) struct Failed {
-    pub(super) error: Error,
-    /// Not one byte came back after the request went out: the server cannot have answered.
-    pub(super) nothing_read: bool,
 }
 
 /// A TCP stream that counts what it reads.
@@ -68,7 +51,7 @@ impl Conn {
             .await
             .map_err(|_| Error::ConnectTimeout { addr, after: config.connect_timeout })?
             .map_err(|source| Error::Connect { addr, source })?;
-        configure(&stream, config, addr)?;
+        configure(socket2::SockRef::from(&stream), config)?;
         let read = Arc::new(AtomicU64::new(0));
         let io = TokioIo::new(Counting { inner: stream, read: read.clone() });
         let (sender, connection) = http1::handshake(io).await.map_err(Error::from_hyper)?;
@@ -113,7 +96,10 @@ impl Conn {
             Err(e) => return Err(failed(self, Error::from_hyper(e))),
         };
         let (parts, body) = response.into_parts();
-        self.note_server_hints(&parts.headers);
+        let hints =
+            Hints::read(parts.headers.iter().map(|(n, v)| (n.as_str().as_bytes(), v.as_bytes())));
+        self.closing |= hints.close;
+        self.max_idle = hints.max_idle(self.max_idle);
         let declared =
             parts.headers.get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse().ok());
         if declared.is_some_and(|len: usize| len > limit) {
@@ -124,34 +110,18 @@ impl Conn {
             self.closing = true;
             Failed { error: e, nothing_read: false }
         })?;
-        let location = parts.headers.get(LOCATION).cloned();
+        let location = parts.headers.get(LOCATION).map(|v| Bytes::copy_from_slice(v.as_bytes()));
         Ok(Raw { status: parts.status.as_u16(), location, body })
-    }
-
-    /// `Connection: close` retires the connection; `Keep-Alive: timeout=N` shortens how long it
-    /// may idle to a second less than the server keeps it (undici's rule, spec §5).
-    fn note_server_hints(&mut self, headers: &http::HeaderMap) {
-        if headers.get(CONNECTION).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close")) {
-            self.closing = true;
-        }
-        let hint = headers
-            .get("keep-alive")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').find_map(|p| p.trim().strip_prefix("timeout=")))
-            .and_then(|secs| secs.trim().parse::<u64>().ok());
-        if let Some(secs) = hint {
-            let allowed = Duration::from_secs(secs).saturating_sub(Duration::from_secs(1));
-            self.max_idle = self.max_idle.min(allowed);
-        }
     }
 }
 
-fn configure(stream: &TcpStream, config: &ClientConfig, addr: SocketAddr) -> Result<(), Error> {
-    let fail = |source| Error::Connect { addr, source };
+/// Sets a new connection up, for either client: no Nagle, and how it will close.
+pub(super) fn configure(socket: socket2::SockRef<'_>, config: &ClientConfig) -> Result<(), Error> {
+    let fail = |source| Error::Connect { addr: config.addr, source };
     // One segment per request: Nagle plus delayed ACKs costs tens of ms per answer (spec §8).
-    stream.set_nodelay(true).map_err(fail)?;
+    socket.set_tcp_nodelay(true).map_err(fail)?;
     if config.on_close == OnClose::Reset {
-        socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO)).map_err(fail)?;
+        socket.set_linger(Some(Duration::ZERO)).map_err(fail)?;
     }
     Ok(())
 }

@@ -39,10 +39,10 @@ pub enum Error {
     },
     /// The connection closed or reset before the answer was complete.
     #[error("the connection to the fallback service was lost before the answer was complete: {0}")]
-    Disconnected(#[source] hyper::Error),
+    Disconnected(#[source] Cause),
     /// The bytes that came back are not an HTTP/1.1 response.
     #[error("the fallback service's answer is not valid HTTP/1.1: {0}")]
-    Http(#[source] hyper::Error),
+    Http(#[source] Cause),
     /// The answer's body is larger than the configured limit.
     #[error("the fallback service's answer is larger than the limit of {limit} bytes")]
     TooLarge {
@@ -66,10 +66,14 @@ pub enum Error {
         /// Every specifier asked for.
         chain: Vec<String>,
     },
-    /// The blocking client's runtime thread is gone.
-    #[error("the fallback client's runtime thread has stopped")]
+    /// The client stopped: its pool was closed under the request.
+    #[error("the fallback client has stopped")]
     Stopped,
 }
+
+/// What lies under [`Error::Disconnected`] and [`Error::Http`]: hyper's error for the async
+/// client, the I/O error or the framing fault for the blocking one.
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 // === impl Error ===
 
@@ -77,9 +81,9 @@ impl Error {
     /// Classifies a hyper error from an exchange.
     pub(super) fn from_hyper(e: hyper::Error) -> Error {
         if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
-            Error::Http(e)
+            Error::Http(Box::new(e))
         } else {
-            Error::Disconnected(e)
+            Error::Disconnected(Box::new(e))
         }
     }
 

@@ -3,15 +3,17 @@
 //!
 //! [`Client`] is the async API: clone it freely, every clone shares one pool.
 //! [`BlockingClient`] is the same for threads with no runtime (the runtime's isolate threads in
-//! seed 001): it runs a `Client` on a runtime thread of its own that keeps polling the idle
-//! sockets, and each call gets its own reply channel, so any number of threads may call at once.
+//! seed 001): a pool of `std::net::TcpStream`s with the same rules, each call doing its I/O on
+//! the caller's own thread over a connection of its own, so any number of threads may call at
+//! once and no answer can cross. Both decode answers, honour server hints and follow redirects
+//! with the same code (`wire.rs` and `Follow`); only the I/O differs.
 //!
 //! What it fixes, against workerd's `FallbackServiceClient` (spec §2):
 //!
 //! | workerd | here |
 //! |---|---|
 //! | one mutex slot, one caller at a time, answers can cross | a reply channel per request |
-//! | one pool per worker, sockets unwatched between requests | one pool per client; a task reads each idle socket, so a server's FIN closes it at once |
+//! | one pool per worker, sockets unwatched between requests | one pool per client; idle sockets are checked for a server's FIN before reuse (async: a task reads each idle socket; blocking: a non-blocking peek at checkout) |
 //! | expiry not checked at checkout | checked at checkout, with `Keep-Alive: timeout=` honoured |
 //! | any first failure retried | retried once, only on a reused socket that returned no byte |
 //! | no timeouts | connect and request timeouts |
@@ -30,9 +32,11 @@ mod blocking;
 mod conn;
 mod error;
 mod pool;
+mod stream;
+mod wire;
 
 pub use blocking::BlockingClient;
-pub use error::Error;
+pub use error::{Cause, Error};
 
 /// What a client connects to, and its limits.
 #[derive(Debug, Clone)]
@@ -93,6 +97,15 @@ pub struct Followed {
     pub chain: Vec<String>,
 }
 
+/// Following redirects with no I/O: the loop both clients drive, asking for
+/// [`Follow::current`] until [`Follow::answered`] says where it ended.
+#[derive(Debug)]
+struct Follow<'c> {
+    config: &'c ClientConfig,
+    current: Request,
+    chain: Vec<String>,
+}
+
 /// An async client. Clones share one pool.
 #[derive(Debug, Clone)]
 pub struct Client {
@@ -132,32 +145,18 @@ impl Client {
     /// Asks once. A redirect comes back as [`Answer::Redirect`], for the caller to follow (as
     /// workerd's registries do) or not.
     pub async fn resolve(&self, request: &Request) -> Result<Answer, Error> {
-        let raw = self.pool.exchange(request.to_http()?).await?;
-        let location = raw.location.as_ref().map(http::HeaderValue::as_bytes);
-        Ok(Answer::from_http(raw.status, location, &raw.body, request.effective_specifier())?)
+        self.pool.exchange(request.to_http()?).await?.answer(request)
     }
 
     /// Asks, following redirects by each version's rules (spec §1.5), and fails on a loop (a
     /// self-redirect included) or after `max_redirects` hops.
     pub async fn resolve_following(&self, request: &Request) -> Result<Followed, Error> {
-        let config = &self.pool.config;
-        let mut current = request.clone();
-        let mut chain = vec![current.specifier().to_owned()];
+        let mut follow = Follow::new(&self.pool.config, request);
         loop {
-            let location = match self.resolve(&current).await? {
-                Answer::Redirect(location) => location,
-                answer => return Ok(Followed { answer, chain }),
-            };
-            let next = redirect::next_request(&current, &location, &config.bundle_base)?;
-            let seen = chain.iter().any(|s| s == next.specifier());
-            chain.push(next.specifier().to_owned());
-            if seen {
-                return Err(Error::RedirectLoop { chain });
+            let answer = self.resolve(follow.current()).await?;
+            if let Some(followed) = follow.answered(answer)? {
+                return Ok(followed);
             }
-            if chain.len() > config.max_redirects + 1 {
-                return Err(Error::TooManyRedirects { limit: config.max_redirects, chain });
-            }
-            current = next;
         }
     }
 
@@ -175,6 +174,41 @@ impl Client {
     /// The configuration.
     pub fn config(&self) -> &ClientConfig {
         &self.pool.config
+    }
+}
+
+// === impl Follow ===
+
+impl<'c> Follow<'c> {
+    fn new(config: &'c ClientConfig, request: &Request) -> Follow<'c> {
+        let chain = vec![request.specifier().to_owned()];
+        Follow { config, current: request.clone(), chain }
+    }
+
+    /// The request to ask next.
+    fn current(&self) -> &Request {
+        &self.current
+    }
+
+    /// Takes the answer to [`Follow::current`]: where it ended, or `None` with the next request
+    /// in its place. Fails on a loop (a self-redirect included) or after `max_redirects` hops.
+    fn answered(&mut self, answer: Answer) -> Result<Option<Followed>, Error> {
+        let location = match answer {
+            Answer::Redirect(location) => location,
+            answer => return Ok(Some(Followed { answer, chain: std::mem::take(&mut self.chain) })),
+        };
+        let next = redirect::next_request(&self.current, &location, &self.config.bundle_base)?;
+        let seen = self.chain.iter().any(|s| s == next.specifier());
+        self.chain.push(next.specifier().to_owned());
+        if seen {
+            return Err(Error::RedirectLoop { chain: std::mem::take(&mut self.chain) });
+        }
+        if self.chain.len() > self.config.max_redirects + 1 {
+            let chain = std::mem::take(&mut self.chain);
+            return Err(Error::TooManyRedirects { limit: self.config.max_redirects, chain });
+        }
+        self.current = next;
+        Ok(None)
     }
 }
 

@@ -11,7 +11,8 @@ use http_body_util::Full;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, timeout_at};
 
-use super::conn::{Conn, Raw};
+use super::conn::Conn;
+use super::wire::{Failed, Raw};
 use super::{ClientConfig, Error, Stats};
 
 /// How long a connection must have idled before checkout yields once to the runtime, so that a
@@ -30,12 +31,13 @@ pub(super) struct Pool {
     counters: Counters,
 }
 
+/// What a pool has done so far; both clients' pools keep these.
 #[derive(Debug, Default)]
-struct Counters {
-    opened: AtomicU64,
-    reused: AtomicU64,
-    stale: AtomicU64,
-    retries: AtomicU64,
+pub(super) struct Counters {
+    pub(super) opened: AtomicU64,
+    pub(super) reused: AtomicU64,
+    pub(super) stale: AtomicU64,
+    pub(super) retries: AtomicU64,
 }
 
 // === impl Pool ===
@@ -69,14 +71,7 @@ impl Pool {
     }
 
     pub(super) fn stats(&self) -> Stats {
-        let c = &self.counters;
-        Stats {
-            connections_opened: c.opened.load(Ordering::Relaxed),
-            reused: c.reused.load(Ordering::Relaxed),
-            stale_discarded: c.stale.load(Ordering::Relaxed),
-            retries: c.retries.load(Ordering::Relaxed),
-            idle: self.lock_idle().len(),
-        }
+        self.counters.stats(self.lock_idle().len())
     }
 
     /// The exchange, retried once on a new connection if the first went out on a reused one
@@ -92,11 +87,7 @@ impl Pool {
             }
             Err(failed) => failed,
         };
-        if !(reused && failed.nothing_read) {
-            return Err(failed.error);
-        }
-        self.counters.retries.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(target: "wharf::fallback", error = %failed.error, "a reused connection was closed under the request; retrying on a new one");
+        self.counters.retry_or_fail(failed, reused)?;
         drop(conn);
         let mut fresh = self.open().await?;
         match fresh.exchange(with_body(&request), limit).await {
@@ -149,6 +140,33 @@ impl Pool {
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Conn>> {
         // A panic elsewhere while holding the lock leaves a plain Vec behind: still usable.
         self.idle.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+// === impl Counters ===
+
+impl Counters {
+    /// After a failed first attempt: its error if it may not be retried ([`Failed::may_retry`]),
+    /// else `Ok`, counted and logged, for the caller to ask again on a new connection.
+    pub(super) fn retry_or_fail(&self, failed: Failed, reused: bool) -> Result<(), Error> {
+        if !failed.may_retry(reused) {
+            return Err(failed.error);
+        }
+        self.retries.fetch_add(1, Ordering::Relaxed);
+        let error = failed.error;
+        tracing::debug!(target: "wharf::fallback", %error, "a reused connection was closed under the request; retrying on a new one");
+        Ok(())
+    }
+
+    /// The counters, with `idle` connections in the pool now.
+    pub(super) fn stats(&self, idle: usize) -> Stats {
+        Stats {
+            connections_opened: self.opened.load(Ordering::Relaxed),
+            reused: self.reused.load(Ordering::Relaxed),
+            stale_discarded: self.stale.load(Ordering::Relaxed),
+            retries: self.retries.load(Ordering::Relaxed),
+            idle,
+        }
     }
 }
 

@@ -6,13 +6,99 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wharf_fallback::client::{BlockingClient, Client, Error};
+use wharf_fallback::client::{BlockingClient, Client, ClientConfig, Error, Followed, Stats};
 use wharf_fallback::server::{Server, ServerConfig};
-use wharf_fallback::{Answer, AnswerError, ModuleKind};
+use wharf_fallback::{Answer, AnswerError, ModuleKind, Request};
 
 use crate::support::{
     Script, Scripted, chunked, config, eventually, import, numbered_modules, serve, sized,
 };
+
+/// Which client a test drives.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Async,
+    Blocking,
+}
+
+/// Either client, driven from async test code: the blocking one on a blocking thread, as a
+/// runtime's isolate thread would call it.
+#[derive(Debug, Clone)]
+enum Either {
+    Async(Client),
+    Blocking(BlockingClient),
+}
+
+impl Either {
+    fn new(kind: Kind, config: ClientConfig) -> Either {
+        match kind {
+            Kind::Async => Either::Async(Client::new(config)),
+            Kind::Blocking => Either::Blocking(BlockingClient::new(config).unwrap()),
+        }
+    }
+
+    async fn resolve(&self, request: &Request) -> Result<Answer, Error> {
+        match self {
+            Either::Async(client) => client.resolve(request).await,
+            Either::Blocking(client) => {
+                let (client, request) = (client.clone(), request.clone());
+                tokio::task::spawn_blocking(move || client.resolve(&request)).await.unwrap()
+            }
+        }
+    }
+
+    async fn resolve_following(&self, request: &Request) -> Result<Followed, Error> {
+        match self {
+            Either::Async(client) => client.resolve_following(request).await,
+            Either::Blocking(client) => {
+                let (client, request) = (client.clone(), request.clone());
+                tokio::task::spawn_blocking(move || client.resolve_following(&request))
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+
+    fn stats(&self) -> Stats {
+        match self {
+            Either::Async(client) => client.stats(),
+            Either::Blocking(client) => client.stats(),
+        }
+    }
+}
+
+/// Each test named here runs twice, once per client: `<name>::async_client` and
+/// `<name>::blocking_client`.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn async_client() {
+                super::$name(super::Kind::Async).await;
+            }
+
+            #[tokio::test]
+            async fn blocking_client() {
+                super::$name(super::Kind::Blocking).await;
+            }
+        }
+    )*};
+}
+
+both!(
+    redirect_draining_keeps_one_connection,
+    reference_server_redirects_keep_one_connection,
+    server_idle_close_is_survived_with_zero_errors,
+    a_server_restart_gives_a_clear_error_then_recovers,
+    a_server_restart_under_load_costs_no_hang_and_no_panic,
+    a_slow_answer_hits_the_request_timeout,
+    a_refused_connect_is_a_clear_error,
+    malformed_answers_are_clear_errors,
+    huge_answers_are_refused,
+    redirect_loops_are_detected,
+    connection_close_answers_are_not_reused,
+    waiting_for_a_connection_counts_against_the_timeout,
+);
 
 /// Redirect to `<specifier>.js`, Node-style (chunked, `0\r\n\r\n` body), then a chunked module.
 fn node_like(specifier: &str) -> Script {
@@ -31,10 +117,9 @@ fn node_like(specifier: &str) -> Script {
     }
 }
 
-#[tokio::test]
-async fn redirect_draining_keeps_one_connection() {
+async fn redirect_draining_keeps_one_connection(kind: Kind) {
     let server = Scripted::start(node_like).await;
-    let client = Client::new(config(server.addr));
+    let client = Either::new(kind, config(server.addr));
     for i in 0..200 {
         let followed =
             client.resolve_following(&import(&format!("/m{i}"), &format!("./m{i}"))).await.unwrap();
@@ -45,11 +130,10 @@ async fn redirect_draining_keeps_one_connection() {
     assert_eq!(client.stats().connections_opened, 1);
 }
 
-#[tokio::test]
-async fn reference_server_redirects_keep_one_connection() {
+async fn reference_server_redirects_keep_one_connection(kind: Kind) {
     let dir = numbered_modules(50);
     let server = serve(dir.path()).await;
-    let client = Client::new(config(server.local_addr()));
+    let client = Either::new(kind, config(server.local_addr()));
     for i in 0..50 {
         let followed =
             client.resolve_following(&import(&format!("/m{i}"), &format!("./m{i}"))).await.unwrap();
@@ -66,8 +150,7 @@ async fn reference_server_redirects_keep_one_connection() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn server_idle_close_is_survived_with_zero_errors() {
+async fn server_idle_close_is_survived_with_zero_errors(kind: Kind) {
     let dir = numbered_modules(8);
     let mut server_config =
         ServerConfig::new(dir.path(), SocketAddr::from(crate::support::LOOPBACK));
@@ -75,7 +158,7 @@ async fn server_idle_close_is_survived_with_zero_errors() {
     // loaded the machine: the test waits for each close rather than racing it.
     server_config.idle_close = Some(Duration::from_millis(20));
     let server = Server::bind(server_config).await.unwrap();
-    let client = Client::new(config(server.local_addr()));
+    let client = Either::new(kind, config(server.local_addr()));
     // Every other request waits until the server has closed the idle connection; the ones in
     // between follow at once, on a live connection. Neither may fail.
     for i in 0..200 {
@@ -91,12 +174,11 @@ async fn server_idle_close_is_survived_with_zero_errors() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_server_restart_gives_a_clear_error_then_recovers() {
+async fn a_server_restart_gives_a_clear_error_then_recovers(kind: Kind) {
     let dir = numbered_modules(4);
     let server = serve(dir.path()).await;
     let addr = server.local_addr();
-    let client = Client::new(config(addr));
+    let client = Either::new(kind, config(addr));
     for i in 0..4 {
         client.resolve(&import(&format!("/m{i}.js"), "")).await.unwrap();
     }
@@ -114,12 +196,11 @@ async fn a_server_restart_gives_a_clear_error_then_recovers() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_server_restart_under_load_costs_no_hang_and_no_panic() {
+async fn a_server_restart_under_load_costs_no_hang_and_no_panic(kind: Kind) {
     let dir = numbered_modules(16);
     let server = serve(dir.path()).await;
     let addr = server.local_addr();
-    let client = Client::new(config(addr));
+    let client = Either::new(kind, config(addr));
     let callers: Vec<_> = (0..16)
         .map(|i| {
             let client = client.clone();
@@ -147,31 +228,28 @@ async fn a_server_restart_under_load_costs_no_hang_and_no_panic() {
     server.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_slow_answer_hits_the_request_timeout() {
+async fn a_slow_answer_hits_the_request_timeout(kind: Kind) {
     let server = Scripted::start(|_| Script::Hang).await;
     let mut cfg = config(server.addr);
     cfg.request_timeout = Duration::from_millis(100);
-    let client = Client::new(cfg);
+    let client = Either::new(kind, cfg);
     let error = client.resolve(&import("/a.js", "")).await.unwrap_err();
     assert!(matches!(error, Error::Timeout { .. }) && error.is_timeout(), "{error}");
     assert!(error.to_string().contains("did not answer within"), "{error}");
 }
 
-#[tokio::test]
-async fn a_refused_connect_is_a_clear_error() {
+async fn a_refused_connect_is_a_clear_error(kind: Kind) {
     let listener = std::net::TcpListener::bind(SocketAddr::from(crate::support::LOOPBACK)).unwrap();
     let addr = listener.local_addr().unwrap();
     drop(listener);
-    let error = Client::new(config(addr)).resolve(&import("/a.js", "")).await.unwrap_err();
+    let error = Either::new(kind, config(addr)).resolve(&import("/a.js", "")).await.unwrap_err();
     assert!(
         matches!(&error, Error::Connect { source, .. } if source.kind() == std::io::ErrorKind::ConnectionRefused),
         "{error}"
     );
 }
 
-#[tokio::test]
-async fn malformed_answers_are_clear_errors() {
+async fn malformed_answers_are_clear_errors(kind: Kind) {
     let server = Scripted::start(|specifier| match specifier {
         "/garbage.js" => Script::ReplyAndClose(b"HELLO THERE\r\n\r\n".to_vec()),
         "/bad-json.js" => Script::Reply(sized("200 OK", &[], "{\"esModule\":")),
@@ -187,7 +265,7 @@ async fn malformed_answers_are_clear_errors() {
         _ => Script::Reply(sized("200 OK", &[], r#"{"esModule":"ok"}"#)),
     })
     .await;
-    let client = Client::new(config(server.addr));
+    let client = Either::new(kind, config(server.addr));
     let error = |path: &'static str| {
         let client = client.clone();
         async move { client.resolve(&import(path, "")).await.unwrap_err() }
@@ -212,8 +290,7 @@ async fn malformed_answers_are_clear_errors() {
     assert!(matches!(client.resolve(&import("/ok.js", "")).await, Ok(Answer::Module(_))));
 }
 
-#[tokio::test]
-async fn huge_answers_are_refused() {
+async fn huge_answers_are_refused(kind: Kind) {
     let big = "x".repeat(64 << 10);
     let body = format!(r#"{{"text":"{big}"}}"#);
     let head = format!(
@@ -229,7 +306,7 @@ async fn huge_answers_are_refused() {
     .await;
     let mut cfg = config(server.addr);
     cfg.max_answer_bytes = 16 << 10;
-    let client = Client::new(cfg);
+    let client = Either::new(kind, cfg);
     for path in ["/declared.js", "/chunked.js"] {
         let error = client.resolve(&import(path, "")).await.unwrap_err();
         assert!(matches!(error, Error::TooLarge { limit: 16384 }), "{path}: {error}");
@@ -239,8 +316,7 @@ async fn huge_answers_are_refused() {
     assert!(matches!(client.resolve(&import("/ok.js", "")).await, Ok(Answer::Module(_))));
 }
 
-#[tokio::test]
-async fn redirect_loops_are_detected() {
+async fn redirect_loops_are_detected(kind: Kind) {
     let server = Scripted::start(|specifier| {
         let to = match specifier {
             "/a.js" => "/b.js".to_owned(),
@@ -252,7 +328,7 @@ async fn redirect_loops_are_detected() {
         Script::Reply(sized("301 Moved Permanently", &[("location", &to)], ""))
     })
     .await;
-    let client = Client::new(config(server.addr));
+    let client = Either::new(kind, config(server.addr));
     let follow = |path: &'static str| {
         let client = client.clone();
         async move { client.resolve_following(&import(path, "")).await.unwrap_err() }
@@ -268,6 +344,37 @@ async fn redirect_loops_are_detected() {
         client.resolve(&import("/self.js", "")).await.unwrap(),
         Answer::Redirect("/self.js".to_owned())
     );
+}
+
+async fn connection_close_answers_are_not_reused(kind: Kind) {
+    let server = Scripted::start(|_| {
+        let body = r#"{"esModule":"ok"}"#;
+        Script::ReplyAndClose(sized("200 OK", &[("connection", "close")], body))
+    })
+    .await;
+    let client = Either::new(kind, config(server.addr));
+    for i in 0..10 {
+        let answer = client.resolve(&import(&format!("/m{i}.js"), "")).await;
+        assert!(matches!(answer, Ok(Answer::Module(_))), "request {i}: {answer:?}");
+    }
+    let stats = client.stats();
+    assert_eq!((stats.connections_opened, stats.reused, stats.retries), (10, 0, 0), "{stats:?}");
+    assert_eq!(server.connections(), 10);
+}
+
+async fn waiting_for_a_connection_counts_against_the_timeout(kind: Kind) {
+    let server = Scripted::start(|_| Script::Hang).await;
+    let mut cfg = config(server.addr);
+    cfg.max_connections = 1;
+    cfg.request_timeout = Duration::from_millis(200);
+    let client = Either::new(kind, cfg);
+    let (a, b) = (import("/a.js", ""), import("/b.js", ""));
+    let (first, second) = tokio::join!(client.resolve(&a), client.resolve(&b));
+    for error in [first.unwrap_err(), second.unwrap_err()] {
+        assert!(matches!(error, Error::Timeout { .. }), "{error}");
+    }
+    // The waiter never got a connection: one was opened, for the first request.
+    assert_eq!(server.connections(), 1);
 }
 
 #[test]
