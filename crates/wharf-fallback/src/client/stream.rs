@@ -1,11 +1,18 @@
 //! One pooled connection of the blocking client: a `std::net::TcpStream` that the calling
 //! thread writes and reads itself, with the socket's timeouts set from the request's deadline.
+//!
+//! A call costs three system calls when all goes well: the peek at checkout, one write and one
+//! read. The socket's timeouts are only lowered when a request has less time left than they
+//! allow, and raised again only when one fires before the request's deadline, so a steady
+//! stream of requests sets them almost never.
 
 use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
+use socket2::SockRef;
 
 use super::conn::configure;
 use super::wire::{Failed, Raw, ResponseReader};
@@ -28,6 +35,16 @@ pub(super) struct Stream {
     pub(super) max_idle: Duration,
     /// The last exchange ended cleanly and the server did not say `Connection: close`.
     reusable: bool,
+    /// The socket's `SO_RCVTIMEO` and `SO_SNDTIMEO` as last set; `None` is "never times out".
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+}
+
+/// Which of the socket's two timeouts.
+#[derive(Debug, Clone, Copy)]
+enum Direction {
+    Read,
+    Write,
 }
 
 // === impl Stream ===
@@ -48,7 +65,7 @@ impl Stream {
                 _ => Error::Connect { addr, source },
             },
         )?;
-        configure(socket2::SockRef::from(&stream), config)?;
+        configure(SockRef::from(&stream), config)?;
         Ok(Stream {
             stream,
             buf: BytesMut::new(),
@@ -56,6 +73,8 @@ impl Stream {
             idle_since: Instant::now(),
             max_idle: config.idle_timeout,
             reusable: true,
+            read_timeout: None,
+            write_timeout: None,
         })
     }
 
@@ -68,12 +87,10 @@ impl Stream {
     /// (the server's FIN), no error (its RST) and no stray byte (undici's "idle socket
     /// validation"). Only a peek that would block passes.
     pub(super) fn is_quiet(&self) -> bool {
-        if self.stream.set_nonblocking(true).is_err() {
-            return false;
-        }
-        let peeked = self.stream.peek(&mut [0u8; 1]);
-        let quiet = matches!(&peeked, Err(e) if e.kind() == io::ErrorKind::WouldBlock);
-        quiet && self.stream.set_nonblocking(false).is_ok()
+        let mut byte = [MaybeUninit::<u8>::uninit(); 1];
+        let peeked = SockRef::from(&self.stream)
+            .recv_with_flags(&mut byte, libc::MSG_PEEK | libc::MSG_DONTWAIT);
+        matches!(&peeked, Err(e) if e.kind() == io::ErrorKind::WouldBlock)
     }
 
     /// Sends `request` and reads the whole answer, body included, so the connection can be
@@ -93,16 +110,22 @@ impl Stream {
         };
         let mut nothing_read = true;
         let fail = |error, nothing_read| Failed { error, nothing_read };
-        let wait = left(deadline).ok_or_else(|| fail(timeout(), true))?;
-        self.stream.set_write_timeout(Some(wait)).map_err(|e| fail(lost(e), true))?;
-        self.stream.write_all(request).map_err(|e| fail(lost(e), true))?;
+        let mut sent = 0;
+        while let Some(rest) = request.get(sent..).filter(|rest| !rest.is_empty()) {
+            self.arm(Direction::Write, deadline).map_err(|e| fail(lost(e), true))?;
+            match self.stream.write(rest) {
+                Ok(0) => return Err(fail(lost(io::ErrorKind::WriteZero.into()), true)),
+                Ok(n) => sent += n,
+                Err(e) if self.may_go_on(&e, Direction::Write, deadline) => {}
+                Err(e) => return Err(fail(lost(e), true)),
+            }
+        }
         let mut reader = ResponseReader::new(config.max_answer_bytes);
         let raw = loop {
-            let wait = left(deadline).ok_or_else(|| fail(timeout(), nothing_read))?;
-            self.stream.set_read_timeout(Some(wait)).map_err(|e| fail(lost(e), nothing_read))?;
+            self.arm(Direction::Read, deadline).map_err(|e| fail(lost(e), nothing_read))?;
             let n = match self.stream.read(&mut self.scratch) {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if self.may_go_on(&e, Direction::Read, deadline) => continue,
                 Err(e) => return Err(fail(lost(e), nothing_read)),
             };
             if n == 0 {
@@ -118,6 +141,38 @@ impl Stream {
         self.max_idle = hints.max_idle(self.max_idle);
         self.reusable = reader.reusable();
         Ok(raw)
+    }
+
+    /// Makes sure the socket's timeout for `direction` fires no later than `deadline`, lowering
+    /// it only when it would fire later. Past the deadline, a `TimedOut` error.
+    fn arm(&mut self, direction: Direction, deadline: Instant) -> io::Result<()> {
+        let wait = left(deadline).ok_or(io::ErrorKind::TimedOut)?;
+        let (current, set): (_, fn(&TcpStream, Option<Duration>) -> io::Result<()>) =
+            match direction {
+                Direction::Read => (&mut self.read_timeout, TcpStream::set_read_timeout),
+                Direction::Write => (&mut self.write_timeout, TcpStream::set_write_timeout),
+            };
+        if current.is_none_or(|t| t > wait) {
+            set(&self.stream, Some(wait))?;
+            *current = Some(wait);
+        }
+        Ok(())
+    }
+
+    /// Whether a failed read or write may be tried again: interrupted, or a timeout that was
+    /// set for an earlier request and fired before this one's deadline (it is set anew).
+    fn may_go_on(&mut self, e: &io::Error, direction: Direction, deadline: Instant) -> bool {
+        match e.kind() {
+            io::ErrorKind::Interrupted => true,
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut if left(deadline).is_some() => {
+                match direction {
+                    Direction::Read => self.read_timeout = None,
+                    Direction::Write => self.write_timeout = None,
+                }
+                true
+            }
+            _ => false,
+        }
     }
 }
 
