@@ -56,6 +56,9 @@ pub struct EngineConfig {
     pub control_timeout: Duration,
     /// Time between SIGTERM and SIGKILL when a timeout stops an app.
     pub stop_grace: Duration,
+    /// How long a sidecar is kept running after its app is gone, for the next start of the
+    /// same id to reuse (seed 000).
+    pub warm_ttl: Duration,
     /// The most bytes a run-to-completion exec may return.
     pub max_exec_output: usize,
     /// Remove every owned container when the engine shuts down.
@@ -76,6 +79,7 @@ impl EngineConfig {
             readiness_timeout: Duration::from_secs(20),
             control_timeout: Duration::from_secs(2),
             stop_grace: Duration::from_secs(10),
+            warm_ttl: Duration::from_secs(600),
             max_exec_output: 256 << 20,
             reap_on_shutdown: true,
             passthrough_deny: crate::egress::DenyList::defaults(),

@@ -36,6 +36,10 @@ pub enum EventKind {
         image: String,
         /// Time from the start call to a running app.
         duration: Duration,
+        /// The sidecar was already running (kept from the last run) and passed its check.
+        sidecar_warm: bool,
+        /// Time spent getting a sidecar ready: the warm check, or create, start and readiness.
+        sidecar_duration: Duration,
     },
     /// A start failed and was rolled back.
     StartFailed {

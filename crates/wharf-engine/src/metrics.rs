@@ -28,6 +28,10 @@ pub struct Metrics {
     pub skipped_calls: AtomicU64,
     /// Containers adopted after a restart.
     pub adopted: AtomicU64,
+    /// Starts that reused the id's running sidecar.
+    pub warm_starts: AtomicU64,
+    /// Kept sidecars that failed their check at start and were replaced by a fresh one.
+    pub warm_replaced: AtomicU64,
     start_buckets: [AtomicU64; START_BUCKETS.len()],
     start_count: AtomicU64,
     start_sum_micros: AtomicU64,
@@ -55,7 +59,7 @@ impl Metrics {
     /// Renders everything; `running` is the current number of running apps.
     pub fn render(&self, running: usize) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 9] = [
+        let counters: [(&str, &str, &AtomicU64); 11] = [
             ("wharf_starts_total", "Successful container starts.", &self.starts),
             ("wharf_start_failures_total", "Failed container starts.", &self.start_failures),
             ("wharf_destroys_total", "Container destroys.", &self.destroys),
@@ -69,6 +73,12 @@ impl Metrics {
                 &self.skipped_calls,
             ),
             ("wharf_adopted_total", "Containers adopted after an engine restart.", &self.adopted),
+            ("wharf_warm_starts_total", "Starts that reused a running sidecar.", &self.warm_starts),
+            (
+                "wharf_warm_sidecars_replaced_total",
+                "Kept sidecars that failed their check at start and were replaced.",
+                &self.warm_replaced,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(

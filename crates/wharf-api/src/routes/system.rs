@@ -93,9 +93,13 @@ pub(crate) fn event_body(event: &Event) -> EventBody {
 fn kind_and_details(kind: &EventKind) -> (&'static str, Value) {
     match kind {
         EventKind::Starting => ("starting", json!({})),
-        EventKind::Started { image, duration } => {
-            ("started", json!({"image": image, "durationMs": duration.as_secs_f64() * 1000.0}))
-        }
+        EventKind::Started { image, duration, sidecar_warm, sidecar_duration } => (
+            "started",
+            json!({
+                "image": image, "durationMs": duration.as_secs_f64() * 1000.0,
+                "sidecarWarm": sidecar_warm, "sidecarMs": sidecar_duration.as_secs_f64() * 1000.0,
+            }),
+        ),
         EventKind::StartFailed { message } => ("start_failed", json!({"message": message})),
         EventKind::Exited { exit } => (
             "exited",

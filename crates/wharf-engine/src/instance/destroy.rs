@@ -1,4 +1,5 @@
-//! `destroy`: remove the app (SIGKILL, so waiters see 137) and its sidecar.
+//! `destroy`: remove the app (SIGKILL, so waiters see 137). Its sidecar stays up, warm, for the
+//! next start of the same id (`warm.rs`), until the warm TTL or the engine's shutdown.
 //!
 //! Idempotent: destroying a slot with nothing running succeeds. Any waiter returns with
 //! `destroyed: true`.
@@ -17,14 +18,10 @@ pub(crate) const DESTROYED_EXIT_CODE: i64 = 137;
 impl Instance {
     pub(super) async fn destroy(&mut self) -> Result<(), Error> {
         let was_running = self.snapshot().status == Status::Running;
-        self.unregister();
         // Ignore the exit report of the run we are about to end (W39).
         self.generation += 1;
-        let (app, sidecar) = tokio::join!(
-            self.remove_container(&self.names.app),
-            self.remove_container(&self.names.sidecar)
-        );
-        app.and(sidecar)?;
+        self.remove_container(&self.names.app).await?;
+        self.keep_warm();
         self.ctx.store.remove(&self.id);
         if was_running {
             self.finish_run(Exit { code: DESTROYED_EXIT_CODE, reason: ExitReason::Destroyed });
@@ -41,6 +38,7 @@ impl Instance {
 
     /// Removes both containers, logging failures; for rollbacks where the first error matters.
     pub(super) async fn remove_both(&mut self) {
+        self.warm = None;
         self.unregister();
         for name in [self.names.app.clone(), self.names.sidecar.clone()] {
             if let Err(e) = self.remove_container(&name).await {

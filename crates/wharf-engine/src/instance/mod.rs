@@ -36,6 +36,7 @@ mod monitor;
 mod signal;
 mod start;
 mod timeout;
+mod warm;
 
 pub use exec::ExecOutput;
 pub(crate) use exec::collect_exec;
@@ -127,6 +128,8 @@ pub(crate) struct Instance {
     hard_deadline: Option<Instant>,
     /// A stop wharf began (timeouts): why, and when SIGKILL follows.
     pending_stop: Option<(ExitReason, Instant)>,
+    /// The sidecar kept running after its app ended, for the next start to reuse.
+    warm: Option<warm::Warm>,
 }
 
 // === impl Snapshot ===
@@ -205,6 +208,7 @@ impl InstanceHandle {
             inactivity: None,
             hard_deadline: None,
             pending_stop: None,
+            warm: None,
         };
         if let Some(adopted) = initial {
             instance.adopt(adopted);
@@ -283,6 +287,7 @@ impl Instance {
                 Some(Command::Shutdown { reap, done }) => {
                     if reap {
                         let _ = self.destroy().await;
+                        self.retire_warm("the engine is shutting down").await;
                     }
                     let _ = done.send(());
                     break;

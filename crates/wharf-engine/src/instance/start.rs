@@ -1,4 +1,5 @@
-//! `start`: a fresh sidecar, readiness through `PUT /egress`, then the app in its namespace.
+//! `start`: a sidecar (the one kept from the last run when it passes its check, `warm.rs`, else
+//! a fresh one, ready once it accepts `PUT /egress`), then the app in its namespace.
 //!
 //! Any failure rolls back what this call created, so a failed start leaves no container and
 //! the slot as it was.
@@ -33,14 +34,22 @@ impl Instance {
         self.publish(|s| s.starting = true);
         self.ctx.events.emit(Some(&self.id), EventKind::Starting);
         match self.bring_up(&params).await {
-            Ok(sidecar) => {
+            Ok((sidecar, phase)) => {
                 self.running(params, sidecar);
                 let took = began.elapsed();
                 self.ctx.metrics.observe_start(took);
                 Metrics::inc(&self.ctx.metrics.starts);
                 let image = self.snapshot().image.unwrap_or_default();
-                self.ctx.events.emit(Some(&self.id), EventKind::Started { image, duration: took });
-                tracing::debug!(container.id = %self.id, took_ms = took.as_millis() as u64, "started");
+                self.ctx.events.emit(
+                    Some(&self.id),
+                    EventKind::Started {
+                        image,
+                        duration: took,
+                        sidecar_warm: phase.warm,
+                        sidecar_duration: phase.took,
+                    },
+                );
+                tracing::debug!(container.id = %self.id, took_ms = took.as_millis() as u64, warm = phase.warm, "started");
                 Ok(())
             }
             Err(err) => {
@@ -54,22 +63,34 @@ impl Instance {
         }
     }
 
-    async fn bring_up(&mut self, params: &StartParams) -> Result<Endpoint, Error> {
+    async fn bring_up(&mut self, params: &StartParams) -> Result<(Endpoint, SidecarPhase), Error> {
         let image_id = self.check_image(params.image.as_str()).await?;
         self.ensure_sidecar_image().await?;
         if self.snapshot().app_container.is_some() {
-            // The previous run's exited containers: gone from here on, whatever happens next.
-            self.remove_both().await;
+            // The previous run's exited app: gone from here on, whatever happens next. Its
+            // sidecar is kept for the check below.
+            if let Err(e) = self.remove_container(&self.names.app).await {
+                tracing::warn!(container.id = %self.id, error = %e, "could not remove the exited app");
+            }
+            self.keep_warm();
             self.publish(|s| {
                 s.app_container = None;
                 s.image = None;
+                s.sidecar = None;
             });
         }
-        let token = new_token()?;
-        let info = self.create_sidecar(&token).await?;
+        let began = Instant::now();
         self.write_policy().internet = params.enable_internet;
-        self.register(&token);
-        let sidecar = self.await_ready(&info, &token).await?;
+        let (sidecar, warm) = match self.claim_warm().await {
+            Some(sidecar) => (sidecar, true),
+            None => {
+                let token = new_token()?;
+                let info = self.create_sidecar(&token).await?;
+                self.register(&token);
+                (self.await_ready(&info, &token).await?, false)
+            }
+        };
+        let phase = SidecarPhase { warm, took: began.elapsed() };
         let app = spec::app(&self.names, &self.id, self.ctx.owner(), params);
         self.create(&app).await?;
         self.install_trust(&sidecar, &app.name, &image_id).await?;
@@ -77,7 +98,7 @@ impl Instance {
             .start_container(&app.name)
             .await
             .map_err(Error::docker("start", &app.name))?;
-        Ok(sidecar)
+        Ok((sidecar, phase))
     }
 
     fn running(&mut self, params: StartParams, sidecar: Endpoint) {
@@ -301,6 +322,15 @@ impl Instance {
             tracing::warn!(container.id = %self.id, error = %e, "could not save state record; a restarted engine will not restore its settings");
         }
     }
+}
+
+/// How the start got its sidecar.
+#[derive(Debug, Clone, Copy)]
+struct SidecarPhase {
+    /// The kept sidecar passed its check.
+    warm: bool,
+    /// From the start of the check (or the create) to a sidecar with the config in force.
+    took: Duration,
 }
 
 /// 32 random bytes, hex.

@@ -48,7 +48,7 @@ async fn start_on_running_is_already_running() {
 }
 
 #[tokio::test]
-async fn wait_after_destroy_is_137_destroyed_and_nothing_is_left() {
+async fn wait_after_destroy_is_137_destroyed_and_only_the_warm_sidecar_is_left() {
     let h = harness().await;
     h.engine.start(&id("c1"), params()).await.unwrap();
     let waiter = tokio::spawn({
@@ -61,10 +61,87 @@ async fn wait_after_destroy_is_137_destroyed_and_nothing_is_left() {
     assert_eq!((exit.code, exit.reason), (137, ExitReason::Destroyed));
     let again = h.engine.wait(&id("c1")).await.unwrap();
     assert!(again.destroyed());
-    assert!(h.docker.container_names().is_empty(), "{:?}", h.docker.container_names());
+    assert_eq!(h.docker.container_names(), [SIDECAR], "the sidecar stays warm");
+    assert_eq!(h.engine.status(&id("c1")).snapshot.sidecar, None);
     // Destroying again, or destroying what never ran, is fine.
     h.engine.destroy(&id("c1")).await.unwrap();
     h.engine.destroy(&id("never")).await.unwrap();
+    // The engine's shutdown removes the kept sidecar too.
+    h.engine.shutdown().await;
+    assert!(h.docker.container_names().is_empty(), "{:?}", h.docker.container_names());
+}
+
+/// Seed 000: the next start reuses the kept sidecar, pushing the current config to it first.
+#[tokio::test]
+async fn a_start_after_destroy_reuses_the_sidecar_with_the_new_config() {
+    let h = harness().await;
+    h.engine.start(&id("c1"), params()).await.unwrap();
+    let token = h.token();
+    h.engine.destroy(&id("c1")).await.unwrap();
+    h.docker.clear_calls();
+    let puts_before = h.control.puts().len();
+    let mut events = h.engine.subscribe();
+    let mut p = params();
+    p.enable_internet = true;
+    h.engine.start(&id("c1"), p).await.unwrap();
+    let calls = h.docker.calls();
+    assert!(!calls.contains(&Call::CreateContainer(SIDECAR.to_owned())), "{calls:?}");
+    assert!(calls.contains(&Call::CreateContainer(APP.to_owned())), "{calls:?}");
+    assert_eq!(h.token(), token, "the same sidecar");
+    let puts = h.control.puts();
+    assert_eq!(puts.len(), puts_before + 1, "the check pushed the config once");
+    assert_eq!(puts.last().and_then(|p| p.1.internet).map(|i| i.enabled), Some(true));
+    let started = loop {
+        let event = events.recv().await.unwrap();
+        if let crate::events::EventKind::Started { sidecar_warm, .. } = event.kind {
+            break sidecar_warm;
+        }
+    };
+    assert!(started, "the started event says the sidecar was warm");
+    assert!(h.engine.metrics().contains("wharf_warm_starts_total 1"));
+    // An app that exited on its own leaves its sidecar warm as well.
+    h.docker.exit(APP, 0);
+    h.engine.wait(&id("c1")).await.unwrap();
+    h.docker.clear_calls();
+    h.engine.start(&id("c1"), params()).await.unwrap();
+    assert!(!h.docker.calls().contains(&Call::CreateContainer(SIDECAR.to_owned())));
+    assert!(h.engine.metrics().contains("wharf_warm_starts_total 2"));
+}
+
+/// W2: a kept sidecar that fails its check is replaced in the same call, with no error.
+#[tokio::test]
+async fn a_kept_sidecar_that_fails_its_check_is_replaced() {
+    let h = harness().await;
+    h.engine.start(&id("c1"), params()).await.unwrap();
+    let token = h.token();
+    h.engine.destroy(&id("c1")).await.unwrap();
+    h.control.refuse_puts(1);
+    h.engine.start(&id("c1"), params()).await.unwrap();
+    assert_ne!(h.token(), token, "a fresh sidecar");
+    assert!(h.engine.status(&id("c1")).snapshot.status.is_running());
+    assert!(h.engine.metrics().contains("wharf_warm_sidecars_replaced_total 1"));
+    // And one removed behind our back too.
+    h.engine.destroy(&id("c1")).await.unwrap();
+    h.docker.remove_behind_our_back(SIDECAR);
+    h.control.refuse_puts(1);
+    h.engine.start(&id("c1"), params()).await.unwrap();
+    assert_eq!(h.docker.state(SIDECAR), Some(RunState::Running));
+}
+
+/// A kept sidecar no start claims is removed after the warm TTL.
+#[tokio::test(start_paused = true)]
+async fn a_kept_sidecar_is_removed_after_the_warm_ttl() {
+    let h = crate::testing::harness_with(|c| c.warm_ttl = Duration::from_secs(60)).await;
+    h.engine.start(&id("c1"), params()).await.unwrap();
+    h.engine.destroy(&id("c1")).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(h.docker.container_names(), [SIDECAR]);
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    h.engine.status(&id("c1"));
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(h.docker.container_names().is_empty(), "{:?}", h.docker.container_names());
 }
 
 #[tokio::test]
@@ -311,6 +388,8 @@ async fn a_restarted_engine_adopts_with_settings() {
     assert_eq!(last_put.internet.map(|i| i.enabled), Some(true));
     // And it still manages it.
     h.engine.destroy(&id("c1")).await.unwrap();
+    assert_eq!(h.docker.container_names(), [SIDECAR], "kept warm");
+    h.engine.shutdown().await;
     assert!(h.docker.container_names().is_empty());
 }
 

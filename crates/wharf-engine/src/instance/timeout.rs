@@ -24,7 +24,7 @@ impl Instance {
     /// The next moment a timer needs the actor, if any.
     pub(super) fn next_deadline(&self) -> Option<Instant> {
         if self.snapshot().status != Status::Running {
-            return None;
+            return self.warm.as_ref().map(|w| w.until);
         }
         if let Some((_, kill_at)) = self.pending_stop {
             return Some(kill_at);
@@ -35,6 +35,12 @@ impl Instance {
 
     pub(super) async fn on_deadline(&mut self) {
         let now = Instant::now();
+        if self.snapshot().status != Status::Running {
+            if self.warm.as_ref().is_some_and(|w| now >= w.until) {
+                self.retire_warm("it was idle longer than the warm TTL").await;
+            }
+            return;
+        }
         if let Some((_, kill_at)) = self.pending_stop {
             if now >= kill_at {
                 self.stop_with(Signal::KILL).await;

@@ -21,6 +21,7 @@
 //!   egress log and `why`.
 //! * `leak`: with the internet off, nothing leaves the app but by the policy; each probe has
 //!   a positive control with the internet on.
+//! * `warm`: sidecars kept across destroy and start, checked before reuse (W2).
 //! * `fakenet`: the fake internet (a network of our own, a stub DNS) and the handlers.
 
 #[macro_use]
@@ -33,3 +34,4 @@ mod fakenet;
 mod leak;
 mod lifecycle;
 mod traffic;
+mod warm;
