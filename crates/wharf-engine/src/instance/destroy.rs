@@ -4,11 +4,8 @@
 //! Idempotent: destroying a slot with nothing running succeeds. Any waiter returns with
 //! `destroyed: true`.
 
-use std::time::Duration;
-
 use super::Instance;
 use crate::Error;
-use crate::docker;
 use crate::lifecycle::{Exit, ExitReason, Status};
 use crate::metrics::Metrics;
 
@@ -49,22 +46,6 @@ impl Instance {
 
     /// Force-removes `name`; gone already is fine; a removal in progress is waited for.
     pub(super) async fn remove_container(&self, name: &str) -> Result<(), Error> {
-        match self.docker().remove_container(name).await {
-            Ok(()) | Err(docker::Error::NotFound(_)) => Ok(()),
-            Err(docker::Error::Conflict(_)) => self.await_removal(name).await,
-            Err(e) => Err(Error::docker("remove", name)(e)),
-        }
-    }
-
-    async fn await_removal(&self, name: &str) -> Result<(), Error> {
-        for _ in 0..100 {
-            match self.docker().inspect_container(name).await {
-                Err(docker::Error::NotFound(_)) => return Ok(()),
-                _ => tokio::time::sleep(Duration::from_millis(100)).await,
-            }
-        }
-        Err(Error::docker("remove", name)(docker::Error::Conflict(
-            "removal did not finish within 10s".to_owned(),
-        )))
+        crate::sidecar::launch::remove(self.docker(), name).await
     }
 }

@@ -39,7 +39,7 @@ mod timeout;
 mod warm;
 
 pub use exec::ExecOutput;
-pub(crate) use exec::collect_exec;
+pub(crate) use exec::{collect_exec, log_tail};
 
 /// The engine-wide parts every instance uses.
 pub(crate) type Ctx = crate::engine::Ctx;

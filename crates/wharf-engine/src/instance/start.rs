@@ -14,14 +14,15 @@ use wharf_wire::control::{DnsUpdate, EgressUpdate, InternetUpdate};
 
 use super::Instance;
 use crate::Error;
-use crate::docker::{self, ContainerSpec, RunState};
+use crate::docker::{self, ContainerSpec};
 use crate::events::EventKind;
 use crate::images::EnsureOutcome;
 use crate::lifecycle::Status;
 use crate::metrics::Metrics;
 use crate::params::StartParams;
 use crate::persist::{self, Record};
-use crate::sidecar::{Endpoint, best_endpoint};
+use crate::sidecar::Endpoint;
+use crate::sidecar::launch::{self, LaunchError};
 use crate::spec::{self, SidecarPlan};
 use crate::trust;
 
@@ -83,12 +84,7 @@ impl Instance {
         self.write_policy().internet = params.enable_internet;
         let (sidecar, warm) = match self.claim_warm().await {
             Some(sidecar) => (sidecar, true),
-            None => {
-                let token = new_token()?;
-                let info = self.create_sidecar(&token).await?;
-                self.register(&token);
-                (self.await_ready(&info, &token).await?, false)
-            }
+            None => (self.fresh_sidecar().await?, false),
         };
         let phase = SidecarPhase { warm, took: began.elapsed() };
         let app = spec::app(&self.names, &self.id, self.ctx.owner(), params);
@@ -193,87 +189,26 @@ impl Instance {
 
     /// Creates a container; a leftover of the same name (a crash mid-start) is removed first.
     async fn create(&self, spec: &ContainerSpec) -> Result<(), Error> {
-        match self.docker().create_container(spec).await {
-            Err(docker::Error::Conflict(_)) => {
-                tracing::debug!(name = %spec.name, "removing a leftover container of the same name");
-                self.remove_container(&spec.name).await?;
-                self.docker()
-                    .create_container(spec)
-                    .await
-                    .map(drop)
-                    .map_err(Error::docker("create", &spec.name))
-            }
-            Err(docker::Error::NotFound(_)) => {
-                Err(Error::ImageNotFound { image: spec.image.clone() })
-            }
-            other => other.map(drop).map_err(Error::docker("create", &spec.name)),
-        }
+        launch::create_replacing(self.docker(), spec).await
     }
 
-    /// Creates and starts the sidecar; returns its inspect answer.
-    async fn create_sidecar(&self, token: &str) -> Result<crate::docker::ContainerInfo, Error> {
+    /// A new sidecar with a new token, ready and registered with the egress listener.
+    async fn fresh_sidecar(&mut self) -> Result<Endpoint, Error> {
+        let token = new_token()?;
         let plan = SidecarPlan {
             image: &self.ctx.config.sidecar_image.reference,
             egress_port: self.ctx.egress_port,
             bridge: &self.ctx.bridge,
-            token,
+            token: &token,
             dns: &self.ctx.config.upstream_dns,
         };
         let spec = spec::sidecar(&self.names, &self.id, self.ctx.owner(), plan);
-        self.create(&spec).await?;
-        let name = &spec.name;
-        self.docker().start_container(name).await.map_err(Error::docker("start", name))?;
-        self.docker().inspect_container(name).await.map_err(Error::docker("inspect", name))
-    }
-
-    /// Readiness: the first successful `PUT /egress` proves the sidecar's setup is done, so
-    /// the app never runs before enforcement is in place. Returns the endpoint that answered:
-    /// the sidecar's bridge address when the host reaches it, else the published port.
-    async fn await_ready(
-        &self,
-        info: &crate::docker::ContainerInfo,
-        token: &str,
-    ) -> Result<Endpoint, Error> {
+        self.register(&token);
         let update = self.egress_update();
-        let deadline = Instant::now() + self.ctx.config.readiness_timeout;
-        let mut pause = Duration::from_millis(20);
-        loop {
-            let ep = best_endpoint(info, token).await.ok_or_else(|| {
-                self.sidecar_error(format!(
-                    "started sidecar {} publishes no control port",
-                    info.name
-                ))
-            })?;
-            let last = match self.ctx.control.put_egress(&ep, &update).await {
-                Ok(()) => {
-                    self.note_interception(&ep).await;
-                    return Ok(ep);
-                }
-                Err(e) => e,
-            };
-            if let Some(died) = self.sidecar_died().await {
-                return Err(self.sidecar_error(died));
-            }
-            if Instant::now() + pause > deadline {
-                let budget = self.ctx.config.readiness_timeout;
-                return Err(self.sidecar_error(format!("not ready after {budget:?}: {last}")));
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(250));
-        }
-    }
-
-    /// Remembers how the sidecar intercepts, for health.
-    async fn note_interception(&self, ep: &Endpoint) {
-        match self.ctx.control.get_state(ep).await {
-            Ok(state) => {
-                *self.ctx.interception.lock().unwrap_or_else(PoisonError::into_inner) =
-                    Some(state.interception)
-            }
-            Err(e) => {
-                tracing::debug!(container.id = %self.id, error = %e, "cannot read the sidecar's state")
-            }
-        }
+        launch::launch(&self.ctx, &spec, &token, &update).await.map_err(|e| match e {
+            LaunchError::Docker(e) => e,
+            LaunchError::NotReady(message) => self.sidecar_error(message),
+        })
     }
 
     /// The full egress config: the listener port, the DNS allow-list derived from the
@@ -285,17 +220,6 @@ impl Instance {
             dns: Some(DnsUpdate { allow_hostnames: policy.table.dns_allow_list() }),
             internet: Some(InternetUpdate { enabled: policy.internet }),
         }
-    }
-
-    /// When the sidecar has exited, its exit code and last log lines.
-    async fn sidecar_died(&self) -> Option<String> {
-        let name = &self.names.sidecar;
-        let info = self.docker().inspect_container(name).await.ok()?;
-        if matches!(info.state, RunState::Running | RunState::Created) {
-            return None;
-        }
-        let tail = super::exec::log_tail(self.docker(), name, 2048).await;
-        Some(format!("sidecar exited with code {}: {}", info.exit_code, tail.trim()))
     }
 
     fn sidecar_error(&self, message: String) -> Error {

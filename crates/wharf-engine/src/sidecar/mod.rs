@@ -16,6 +16,7 @@ use crate::params::AppPort;
 
 pub mod fake;
 pub mod http;
+pub(crate) mod launch;
 
 /// Where a sidecar's control port is, and the token it wants.
 #[derive(Clone, PartialEq, Eq)]
