@@ -3,7 +3,11 @@
 //! * App and sidecar both running: adopted, with the settings saved in `crate::persist`
 //!   pushed to the sidecar again.
 //! * App running without a running sidecar: the app would run unenforced, so it is removed.
-//! * Anything else (an exited app, a lone sidecar, a half-created pair): removed.
+//! * Anything else (an exited app, a lone sidecar, a half-created pair, an unclaimed sidecar of
+//!   the warm pool): removed.
+//!
+//! An app finds its sidecar by the name in its `dev.wharf.sidecar` label (a claimed pooled
+//! sidecar keeps its own name and has no container id), else by the id's sidecar name.
 //!
 //! Nothing here is fatal: a container that cannot be repaired is logged and left for `wharf gc`.
 
@@ -38,7 +42,18 @@ pub(crate) async fn adopt(ctx: &Arc<Ctx>) -> Result<Vec<(ContainerId, Adopted)>,
         .await
         .map_err(Error::docker("list", "owned containers"))?;
     let mut adopted = Vec::new();
-    for (id, pair) in pair_up(owned) {
+    let (pairs, unclaimed) = pair_up(ctx.config.name.as_str(), owned);
+    for c in unclaimed {
+        match ctx.docker.remove_container(&c.name).await {
+            Ok(()) | Err(docker::Error::NotFound(_)) => {
+                tracing::info!(name = %c.name, "removed an unclaimed sidecar of the warm pool");
+            }
+            Err(e) => {
+                tracing::warn!(name = %c.name, error = %e, "could not remove a pooled sidecar; wharf gc will retry");
+            }
+        }
+    }
+    for (id, pair) in pairs {
         match adopt_pair(ctx, &id, &pair).await {
             Some(a) => adopted.push((id, a)),
             None => {
@@ -50,22 +65,40 @@ pub(crate) async fn adopt(ctx: &Arc<Ctx>) -> Result<Vec<(ContainerId, Adopted)>,
     Ok(adopted)
 }
 
-fn pair_up(owned: Vec<ContainerSummary>) -> BTreeMap<ContainerId, Pair> {
+/// Pairs each id's app with its sidecar; returns the pairs and the pool's unclaimed sidecars.
+fn pair_up(
+    engine: &str,
+    owned: Vec<ContainerSummary>,
+) -> (BTreeMap<ContainerId, Pair>, Vec<ContainerSummary>) {
     let mut pairs: BTreeMap<ContainerId, Pair> = BTreeMap::new();
+    // Sidecars without an id are the pool's: claimed ones belong to the app naming them.
+    let (pooled, owned): (Vec<_>, Vec<_>) = owned.into_iter().partition(|c| {
+        labels::role_of(&c.labels) == Some(Role::Sidecar)
+            && !c.labels.contains_key(labels::CONTAINER)
+    });
+    let mut pooled: BTreeMap<String, ContainerSummary> =
+        pooled.into_iter().map(|c| (c.name.clone(), c)).collect();
     for c in owned {
         let Some(id) = c.labels.get(labels::CONTAINER).and_then(|v| ContainerId::new(v).ok())
         else {
             tracing::warn!(name = %c.name, "owned container without a valid id label; leaving it to wharf gc");
             continue;
         };
+        let expected = crate::spec::Names::new(engine, &id).sidecar;
         let pair = pairs.entry(id).or_default();
         match labels::role_of(&c.labels) {
-            Some(Role::App) => pair.app = Some(c),
+            Some(Role::App) => {
+                let sidecar = c.labels.get(labels::SIDECAR).unwrap_or(&expected);
+                if let Some(claimed) = pooled.remove(sidecar) {
+                    pair.sidecar = Some(claimed);
+                }
+                pair.app = Some(c);
+            }
             Some(Role::Sidecar) => pair.sidecar = Some(c),
             _ => {}
         }
     }
-    pairs
+    (pairs, pooled.into_values().collect())
 }
 
 async fn adopt_pair(ctx: &Ctx, id: &ContainerId, pair: &Pair) -> Option<Adopted> {
@@ -96,6 +129,7 @@ async fn adopt_pair(ctx: &Ctx, id: &ContainerId, pair: &Pair) -> Option<Adopted>
     Metrics::inc(&ctx.metrics.adopted);
     ctx.events.emit(Some(id), EventKind::Adopted);
     Some(Adopted {
+        sidecar_name: sidecar.name.clone(),
         image: app.image.clone(),
         labels: restored_labels(&record),
         sidecar: endpoint,

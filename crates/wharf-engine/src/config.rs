@@ -57,8 +57,13 @@ pub struct EngineConfig {
     /// Time between SIGTERM and SIGKILL when a timeout stops an app.
     pub stop_grace: Duration,
     /// How long a sidecar is kept running after its app is gone, for the next start of the
-    /// same id to reuse (seed 000).
+    /// same id to reuse (seed 000), and how long a pooled one waits for a claim; zero keeps
+    /// none.
     pub warm_ttl: Duration,
+    /// The fewest ready sidecars the warm pool aims at (`crate::pool`).
+    pub pool_min: usize,
+    /// The most it holds, however high demand goes; 0 turns the pool off.
+    pub pool_max: usize,
     /// The most bytes a run-to-completion exec may return.
     pub max_exec_output: usize,
     /// Remove every owned container when the engine shuts down.
@@ -80,6 +85,8 @@ impl EngineConfig {
             control_timeout: Duration::from_secs(2),
             stop_grace: Duration::from_secs(10),
             warm_ttl: Duration::from_secs(600),
+            pool_min: 1,
+            pool_max: 8,
             max_exec_output: 256 << 20,
             reap_on_shutdown: true,
             passthrough_deny: crate::egress::DenyList::defaults(),

@@ -23,6 +23,7 @@ use crate::lock::EngineLock;
 use crate::metrics::Metrics;
 use crate::params::{AppPort, ContainerId, ExecParams, Labels, Signal, StartParams};
 use crate::persist::Store;
+use crate::pool::{self, Pool};
 use crate::sidecar::{ControlError, SidecarControl};
 use crate::{EngineConfig, Error, ExecOutput, adopt, spec};
 
@@ -43,6 +44,8 @@ pub(crate) struct Ctx {
     pub(crate) interception: Mutex<Option<String>>,
     pub(crate) metrics: Metrics,
     pub(crate) store: Store,
+    /// Ready sidecars no app has claimed yet.
+    pub(crate) pool: Arc<Pool>,
     /// Each image's system CA bundle (path and content), by image id: `None` when it has none.
     pub(crate) bundles: Mutex<HashMap<String, Option<(&'static str, bytes::Bytes)>>>,
 }
@@ -65,6 +68,8 @@ struct Inner {
     instances: Mutex<HashMap<ContainerId, InstanceHandle>>,
     docker_version: DockerVersion,
     egress: EgressListener,
+    /// The warm pool's refill task.
+    refill: Mutex<Option<tokio::task::JoinHandle<()>>>,
     _lock: EngineLock,
 }
 
@@ -121,7 +126,9 @@ impl Engine {
             path: records.display().to_string(),
             message: e.to_string(),
         })?;
+        let pool = Arc::new(Pool::new(config.pool_min, config.pool_max, config.warm_ttl));
         let ctx = Arc::new(Ctx {
+            pool: Arc::clone(&pool),
             images: ImageBuilder::new(docker.clone()),
             docker,
             control,
@@ -141,8 +148,17 @@ impl Engine {
             .into_iter()
             .map(|(id, a)| (id.clone(), InstanceHandle::spawn(ctx.clone(), id, Some(a))))
             .collect();
-        let inner =
-            Inner { ctx, instances: Mutex::new(instances), docker_version, egress, _lock: lock };
+        let refill = pool
+            .enabled()
+            .then(|| tokio::spawn(pool::refill(Arc::clone(&pool), Arc::downgrade(&ctx))));
+        let inner = Inner {
+            ctx,
+            instances: Mutex::new(instances),
+            docker_version,
+            egress,
+            refill: Mutex::new(refill),
+            _lock: lock,
+        };
         Ok(Engine { inner: Arc::new(inner) })
     }
 
@@ -344,7 +360,7 @@ impl Engine {
     pub fn metrics(&self) -> String {
         let running =
             self.lock_instances().values().filter(|h| h.snapshot().status.is_running()).count();
-        self.inner.ctx.metrics.render(running)
+        self.inner.ctx.metrics.render_with_pool(running, self.pool_sizes())
     }
 
     /// The engine's name.
@@ -356,7 +372,22 @@ impl Engine {
     pub async fn shutdown(&self) {
         let reap = self.inner.ctx.config.reap_on_shutdown;
         let handles: Vec<InstanceHandle> = self.lock_instances().drain().map(|(_, h)| h).collect();
-        futures_util::future::join_all(handles.iter().map(|h| h.shutdown(reap))).await;
+        let ctx = &self.inner.ctx;
+        // The pool holds nothing after shutdown, reaping or not: no app depends on it.
+        let pool = async {
+            ctx.pool.drain(ctx).await;
+            let refill = self.inner.refill.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(refill) = refill {
+                let _ = refill.await;
+            }
+        };
+        let actors = futures_util::future::join_all(handles.iter().map(|h| h.shutdown(reap)));
+        tokio::join!(pool, actors);
+    }
+
+    /// Idle sidecars in the warm pool, and how many it aims at.
+    pub fn pool_sizes(&self) -> (usize, usize) {
+        self.inner.ctx.pool.sizes()
     }
 
     /// Upstream DNS servers handed to sidecars.

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::sync::broadcast;
 
-use crate::lifecycle::Exit;
+use crate::lifecycle::{Exit, SidecarSource};
 use crate::params::ContainerId;
 
 /// How many events a slow subscriber may lag before it misses some.
@@ -36,8 +36,8 @@ pub enum EventKind {
         image: String,
         /// Time from the start call to a running app.
         duration: Duration,
-        /// The sidecar was already running (kept from the last run) and passed its check.
-        sidecar_warm: bool,
+        /// Where the sidecar came from; a kept or pooled one passed its check first.
+        sidecar: SidecarSource,
         /// Time spent getting a sidecar ready: the warm check, or create, start and readiness.
         sidecar_duration: Duration,
     },

@@ -3,7 +3,8 @@
 //! Every object carries [`MANAGED`]. Objects that belong to one engine instance also carry
 //! [`ENGINE`] and [`ENGINE_LOCK`]: the path of the lock file that a live engine holds, which
 //! is how `wharf gc` tells a live engine from a dead one. Containers carry [`CONTAINER`] (the
-//! client-chosen id) and [`ROLE`]. Images are a cache shared by engines, so they carry
+//! client-chosen id) and [`ROLE`]; a sidecar made for the warm pool has no [`CONTAINER`], and
+//! the app that claims it names it in [`SIDECAR`]. Images are a cache shared by engines, so they carry
 //! [`MANAGED`], [`ROLE`] and [`CONTENT_HASH`] but no engine.
 
 use std::collections::BTreeMap;
@@ -17,6 +18,9 @@ pub const ENGINE: &str = "dev.wharf.engine";
 pub const ENGINE_LOCK: &str = "dev.wharf.engine.lock";
 /// The client-chosen container id.
 pub const CONTAINER: &str = "dev.wharf.container";
+/// On an app: the name of the sidecar whose network namespace it joined (a pooled sidecar
+/// keeps the name it was made with).
+pub const SIDECAR: &str = "dev.wharf.sidecar";
 /// `app`, `sidecar`, `helper` or `image`.
 pub const ROLE: &str = "dev.wharf.role";
 /// The wharf version that created the object.

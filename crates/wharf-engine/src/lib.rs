@@ -41,6 +41,7 @@ pub mod lock;
 pub mod metrics;
 pub mod params;
 pub mod persist;
+mod pool;
 pub mod sidecar;
 pub mod spec;
 #[cfg(test)]

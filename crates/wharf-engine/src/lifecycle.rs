@@ -137,3 +137,30 @@ mod tests {
         assert!(!Exit { code: 137, reason: ExitReason::OomKilled }.destroyed());
     }
 }
+
+/// Where a start got its sidecar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SidecarSource {
+    /// The id's own sidecar, kept from its last run.
+    Kept,
+    /// One from the warm pool.
+    Pooled,
+    /// Made by this start.
+    Fresh,
+}
+
+impl SidecarSource {
+    /// `kept`, `pooled` or `fresh`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SidecarSource::Kept => "kept",
+            SidecarSource::Pooled => "pooled",
+            SidecarSource::Fresh => "fresh",
+        }
+    }
+
+    /// The sidecar already ran before this start.
+    pub fn is_warm(self) -> bool {
+        self != SidecarSource::Fresh
+    }
+}

@@ -32,6 +32,10 @@ pub struct Metrics {
     pub warm_starts: AtomicU64,
     /// Kept sidecars that failed their check at start and were replaced by a fresh one.
     pub warm_replaced: AtomicU64,
+    /// Starts that claimed a sidecar from the warm pool.
+    pub pooled_starts: AtomicU64,
+    /// Sidecars made for the warm pool.
+    pub pool_made: AtomicU64,
     start_buckets: [AtomicU64; START_BUCKETS.len()],
     start_count: AtomicU64,
     start_sum_micros: AtomicU64,
@@ -58,8 +62,13 @@ impl Metrics {
 
     /// Renders everything; `running` is the current number of running apps.
     pub fn render(&self, running: usize) -> String {
+        self.render_with_pool(running, (0, 0))
+    }
+
+    /// Renders everything, with the warm pool's idle sidecars and target as gauges.
+    pub fn render_with_pool(&self, running: usize, (idle, target): (usize, usize)) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &AtomicU64); 11] = [
+        let counters: [(&str, &str, &AtomicU64); 13] = [
             ("wharf_starts_total", "Successful container starts.", &self.starts),
             ("wharf_start_failures_total", "Failed container starts.", &self.start_failures),
             ("wharf_destroys_total", "Container destroys.", &self.destroys),
@@ -79,6 +88,12 @@ impl Metrics {
                 "Kept sidecars that failed their check at start and were replaced.",
                 &self.warm_replaced,
             ),
+            (
+                "wharf_pooled_starts_total",
+                "Starts that claimed a sidecar from the warm pool.",
+                &self.pooled_starts,
+            ),
+            ("wharf_pool_made_total", "Sidecars made for the warm pool.", &self.pool_made),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(
@@ -90,6 +105,10 @@ impl Metrics {
         let _ = writeln!(
             out,
             "# HELP wharf_running_containers Running app containers.\n# TYPE wharf_running_containers gauge\nwharf_running_containers {running}"
+        );
+        let _ = writeln!(
+            out,
+            "# HELP wharf_pool_idle Ready sidecars in the warm pool.\n# TYPE wharf_pool_idle gauge\nwharf_pool_idle {idle}\n# HELP wharf_pool_target Ready sidecars the warm pool aims at.\n# TYPE wharf_pool_target gauge\nwharf_pool_target {target}"
         );
         self.render_start_histogram(&mut out);
         out

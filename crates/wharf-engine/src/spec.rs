@@ -81,6 +81,20 @@ pub fn sidecar(
     owner: Owner<'_>,
     plan: SidecarPlan<'_>,
 ) -> ContainerSpec {
+    sidecar_named(&names.sidecar, owner.labels(Role::Sidecar, Some(id.as_str())), plan)
+}
+
+/// A sidecar for the warm pool: the same body, but named `name` and owned by no container id
+/// until an app claims it (the app's [`crate::labels::SIDECAR`] label then names it).
+pub fn pooled_sidecar(name: &str, owner: Owner<'_>, plan: SidecarPlan<'_>) -> ContainerSpec {
+    sidecar_named(name, owner.labels(Role::Sidecar, None), plan)
+}
+
+fn sidecar_named(
+    name: &str,
+    labels: BTreeMap<String, String>,
+    plan: SidecarPlan<'_>,
+) -> ContainerSpec {
     let mut cmd = vec![
         "--http-egress-port".to_owned(),
         plan.egress_port.to_string(),
@@ -99,12 +113,12 @@ pub fn sidecar(
     }
     cmd.extend(["--control-token".to_owned(), plan.token.to_owned()]);
     ContainerSpec {
-        name: names.sidecar.clone(),
+        name: name.to_owned(),
         image: plan.image.to_owned(),
         entrypoint: None,
         cmd: Some(cmd),
         env: Vec::new(),
-        labels: owner.labels(Role::Sidecar, Some(id.as_str())),
+        labels,
         network: NetworkMode::Bridge,
         publish: vec![Publish {
             container_port: CONTROL_PORT,
@@ -132,7 +146,11 @@ pub fn app(
         entrypoint: None,
         cmd: params.entrypoint.clone(),
         env: app_env(params),
-        labels: owner.labels(Role::App, Some(id.as_str())),
+        labels: {
+            let mut labels = owner.labels(Role::App, Some(id.as_str()));
+            labels.insert(crate::labels::SIDECAR.to_owned(), names.sidecar.clone());
+            labels
+        },
         network: NetworkMode::Container(names.sidecar.clone()),
         publish: Vec::new(),
         cap_add: Vec::new(),

@@ -28,6 +28,9 @@ pub(crate) fn config(dir: &std::path::Path) -> EngineConfig {
     let mut config = EngineConfig::new(EngineName::new("t").unwrap(), dir, recipe());
     config.readiness_timeout = Duration::from_secs(2);
     config.stop_grace = Duration::from_secs(5);
+    // Off unless a test turns it on: a background refill would change every call log.
+    config.pool_min = 0;
+    config.pool_max = 0;
     config
 }
 

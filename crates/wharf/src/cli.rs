@@ -181,6 +181,15 @@ pub struct ServeArgs {
     /// Leave containers running at exit, for the next `wharf serve` to adopt.
     #[arg(long)]
     pub keep_containers: bool,
+    /// The fewest ready sidecars the warm pool keeps, so first starts are warm too.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub pool_min: usize,
+    /// The most the warm pool grows to under demand; 0 turns the pool off.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub pool_max: usize,
+    /// Seconds a sidecar stays up, after its app is gone or unclaimed in the pool; 0 keeps none.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub warm_ttl: u64,
     /// Docker and image inputs.
     #[command(flatten)]
     pub docker: DockerArgs,

@@ -50,6 +50,30 @@ pub struct DaemonOptions {
     pub upstream_dns: Vec<IpAddr>,
     /// Remove owned containers on shutdown (off: leave them for the next start to adopt).
     pub reap_on_shutdown: bool,
+    /// Kept sidecars and the warm pool.
+    pub warmth: Warmth,
+}
+
+/// How warm sidecars are kept: the pool's bounds and the TTL (`wharf serve --pool-min`,
+/// `--pool-max`, `--warm-ttl`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Warmth {
+    /// The fewest ready sidecars the pool aims at.
+    pub pool_min: usize,
+    /// The most it holds; 0 turns it off.
+    pub pool_max: usize,
+    /// How long a kept or pooled sidecar waits to be claimed; zero keeps none.
+    pub ttl: Duration,
+}
+
+impl Warmth {
+    /// `wharf serve`'s defaults: a pool of 1 to 8, kept for 10 minutes.
+    pub const DEFAULT: Warmth = Warmth { pool_min: 1, pool_max: 8, ttl: Duration::from_secs(600) };
+    /// Every start makes its sidecar, and destroy removes it: workerd before seed 000.
+    pub const OFF: Warmth = Warmth { pool_min: 0, pool_max: 0, ttl: Duration::ZERO };
+    /// An id's sidecar is kept across destroy and start, with no pool: seed 000.
+    pub const KEEP_ONLY: Warmth =
+        Warmth { pool_min: 0, pool_max: 0, ttl: Duration::from_secs(600) };
 }
 
 /// A running daemon.
@@ -81,6 +105,9 @@ impl Daemon {
             EngineConfig::new(options.name.clone(), &options.state_dir, recipes.sidecar);
         config.upstream_dns = options.upstream_dns.clone();
         config.reap_on_shutdown = options.reap_on_shutdown;
+        config.pool_min = options.warmth.pool_min;
+        config.pool_max = options.warmth.pool_max;
+        config.warm_ttl = options.warmth.ttl;
         let control = HttpControl::new(config.control_timeout);
         let engine = Engine::new(config, Arc::new(docker), Arc::new(control)).await?;
         let state = AppState::new(engine.clone(), options.token.clone());

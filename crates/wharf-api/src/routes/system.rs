@@ -93,11 +93,12 @@ pub(crate) fn event_body(event: &Event) -> EventBody {
 fn kind_and_details(kind: &EventKind) -> (&'static str, Value) {
     match kind {
         EventKind::Starting => ("starting", json!({})),
-        EventKind::Started { image, duration, sidecar_warm, sidecar_duration } => (
+        EventKind::Started { image, duration, sidecar, sidecar_duration } => (
             "started",
             json!({
                 "image": image, "durationMs": duration.as_secs_f64() * 1000.0,
-                "sidecarWarm": sidecar_warm, "sidecarMs": sidecar_duration.as_secs_f64() * 1000.0,
+                "sidecar": sidecar.as_str(), "sidecarWarm": sidecar.is_warm(),
+                "sidecarMs": sidecar_duration.as_secs_f64() * 1000.0,
             }),
         ),
         EventKind::StartFailed { message } => ("start_failed", json!({"message": message})),

@@ -18,7 +18,7 @@ impl Instance {
         // Ignore the exit report of the run we are about to end (W39).
         self.generation += 1;
         self.remove_container(&self.names.app).await?;
-        self.keep_warm();
+        self.keep_warm().await;
         self.ctx.store.remove(&self.id);
         if was_running {
             self.finish_run(Exit { code: DESTROYED_EXIT_CODE, reason: ExitReason::Destroyed });
@@ -36,12 +36,11 @@ impl Instance {
     /// Removes both containers, logging failures; for rollbacks where the first error matters.
     pub(super) async fn remove_both(&mut self) {
         self.warm = None;
-        self.unregister();
-        for name in [self.names.app.clone(), self.names.sidecar.clone()] {
-            if let Err(e) = self.remove_container(&name).await {
-                tracing::warn!(container.id = %self.id, %name, error = %e, "could not remove container");
-            }
+        let app = self.names.app.clone();
+        if let Err(e) = self.remove_container(&app).await {
+            tracing::warn!(container.id = %self.id, name = %app, error = %e, "could not remove container");
         }
+        self.drop_sidecar().await;
     }
 
     /// Force-removes `name`; gone already is fine; a removal in progress is waited for.

@@ -40,6 +40,7 @@ mod warm;
 
 pub use exec::ExecOutput;
 pub(crate) use exec::{collect_exec, log_tail};
+pub(crate) use start::new_token;
 
 /// The engine-wide parts every instance uses.
 pub(crate) type Ctx = crate::engine::Ctx;
@@ -262,6 +263,8 @@ impl InstanceHandle {
 /// A running container found by adoption, to continue managing.
 #[derive(Debug, Clone)]
 pub(crate) struct Adopted {
+    /// The Docker name of its sidecar (a claimed pooled sidecar keeps its own).
+    pub(crate) sidecar_name: String,
     pub(crate) image: String,
     pub(crate) labels: Labels,
     pub(crate) sidecar: Endpoint,
@@ -415,6 +418,7 @@ impl Instance {
                 policy.table.upsert(mapping);
             }
         }
+        self.names.sidecar = adopted.sidecar_name;
         self.register(&adopted.sidecar.token);
         self.inactivity = adopted.inactivity;
         self.generation += 1;

@@ -17,7 +17,7 @@ use crate::Error;
 use crate::docker::{self, ContainerSpec};
 use crate::events::EventKind;
 use crate::images::EnsureOutcome;
-use crate::lifecycle::Status;
+use crate::lifecycle::{SidecarSource, Status};
 use crate::metrics::Metrics;
 use crate::params::StartParams;
 use crate::persist::{self, Record};
@@ -46,11 +46,11 @@ impl Instance {
                     EventKind::Started {
                         image,
                         duration: took,
-                        sidecar_warm: phase.warm,
+                        sidecar: phase.source,
                         sidecar_duration: phase.took,
                     },
                 );
-                tracing::debug!(container.id = %self.id, took_ms = took.as_millis() as u64, warm = phase.warm, "started");
+                tracing::debug!(container.id = %self.id, took_ms = took.as_millis() as u64, sidecar = phase.source.as_str(), "started");
                 Ok(())
             }
             Err(err) => {
@@ -73,7 +73,7 @@ impl Instance {
             if let Err(e) = self.remove_container(&self.names.app).await {
                 tracing::warn!(container.id = %self.id, error = %e, "could not remove the exited app");
             }
-            self.keep_warm();
+            self.keep_warm().await;
             self.publish(|s| {
                 s.app_container = None;
                 s.image = None;
@@ -82,11 +82,14 @@ impl Instance {
         }
         let began = Instant::now();
         self.write_policy().internet = params.enable_internet;
-        let (sidecar, warm) = match self.claim_warm().await {
-            Some(sidecar) => (sidecar, true),
-            None => (self.fresh_sidecar().await?, false),
+        let (sidecar, source) = if let Some(kept) = self.claim_warm().await {
+            (kept, SidecarSource::Kept)
+        } else if let Some(pooled) = self.claim_pooled().await {
+            (pooled, SidecarSource::Pooled)
+        } else {
+            (self.fresh_sidecar().await?, SidecarSource::Fresh)
         };
-        let phase = SidecarPhase { warm, took: began.elapsed() };
+        let phase = SidecarPhase { source, took: began.elapsed() };
         let app = spec::app(&self.names, &self.id, self.ctx.owner(), params);
         self.create(&app).await?;
         self.install_trust(&sidecar, &app.name, &image_id).await?;
@@ -251,14 +254,13 @@ impl Instance {
 /// How the start got its sidecar.
 #[derive(Debug, Clone, Copy)]
 struct SidecarPhase {
-    /// The kept sidecar passed its check.
-    warm: bool,
+    source: SidecarSource,
     /// From the start of the check (or the create) to a sidecar with the config in force.
     took: Duration,
 }
 
 /// 32 random bytes, hex.
-fn new_token() -> Result<String, Error> {
+pub(crate) fn new_token() -> Result<String, Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)
         .map_err(|e| Error::State { path: "getrandom".to_owned(), message: e.to_string() })?;

@@ -93,8 +93,8 @@ async fn a_start_after_destroy_reuses_the_sidecar_with_the_new_config() {
     assert_eq!(puts.last().and_then(|p| p.1.internet).map(|i| i.enabled), Some(true));
     let started = loop {
         let event = events.recv().await.unwrap();
-        if let crate::events::EventKind::Started { sidecar_warm, .. } = event.kind {
-            break sidecar_warm;
+        if let crate::events::EventKind::Started { sidecar, .. } = event.kind {
+            break sidecar.is_warm();
         }
     };
     assert!(started, "the started event says the sidecar was warm");
@@ -453,4 +453,98 @@ async fn a_failed_restart_forgets_the_removed_containers() {
     assert_eq!(snap.app_container, None);
     assert!(h.docker.container_names().is_empty());
     assert!(matches!(h.engine.logs(&id("c1"), false), Err(Error::NoAppContainer(_))));
+}
+
+/// Waits until the warm pool holds `n` ready sidecars.
+async fn pool_holds(h: &crate::testing::Harness, n: usize) {
+    for _ in 0..500 {
+        if h.engine.pool_sizes().0 >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the pool never held {n}: {:?}", h.engine.pool_sizes());
+}
+
+fn pooled_names(h: &crate::testing::Harness) -> Vec<String> {
+    h.docker.container_names().into_iter().filter(|n| n.starts_with("wharf-t-pool-")).collect()
+}
+
+/// The first start of an id claims a pooled sidecar: no sidecar is made on its path, the app
+/// joins the pooled sidecar's namespace and names it in its labels, and the pool refills.
+#[tokio::test]
+async fn a_first_start_claims_a_pooled_sidecar() {
+    let h = crate::testing::harness_with(|c| {
+        c.pool_min = 1;
+        c.pool_max = 2;
+    })
+    .await;
+    pool_holds(&h, 1).await;
+    let pooled = pooled_names(&h);
+    assert_eq!(pooled.len(), 1, "{pooled:?}");
+    h.docker.clear_calls();
+    h.engine.start(&id("c1"), params()).await.unwrap();
+    let app = h.docker.spec(APP).unwrap();
+    assert_eq!(app.network, NetworkMode::Container(pooled[0].clone()));
+    assert_eq!(app.labels[labels::SIDECAR], pooled[0]);
+    assert!(h.engine.metrics().contains("wharf_pooled_starts_total 1"));
+    assert!(!h.docker.calls().contains(&Call::CreateContainer(SIDECAR.to_owned())));
+    // The claim found the pool non-empty: the target stays, and the pool refills.
+    pool_holds(&h, 1).await;
+    assert_eq!(pooled_names(&h).len(), 2, "the claimed one and a new one");
+    // Destroy keeps the claimed sidecar for this id, under its own name.
+    h.engine.destroy(&id("c1")).await.unwrap();
+    h.docker.clear_calls();
+    h.engine.start(&id("c1"), params()).await.unwrap();
+    assert!(h.engine.metrics().contains("wharf_warm_starts_total 1"));
+    assert_eq!(h.docker.spec(APP).unwrap().network, NetworkMode::Container(pooled[0].clone()));
+    h.engine.shutdown().await;
+    assert!(h.docker.container_names().is_empty(), "{:?}", h.docker.container_names());
+}
+
+/// An empty pool raises its target; a pooled sidecar that fails its check is replaced by a
+/// fresh one in the same start.
+#[tokio::test]
+async fn an_empty_pool_grows_and_a_bad_pooled_sidecar_is_skipped() {
+    let h = crate::testing::harness_with(|c| {
+        c.pool_min = 1;
+        c.pool_max = 3;
+    })
+    .await;
+    pool_holds(&h, 1).await;
+    h.control.refuse_puts(1);
+    h.engine.start(&id("c1"), params()).await.unwrap();
+    assert_eq!(h.docker.spec(APP).unwrap().network, NetworkMode::Container(SIDECAR.to_owned()));
+    assert!(h.engine.metrics().contains("wharf_warm_sidecars_replaced_total 1"));
+    // c2 and c3 find the pool empty or nearly: the target grows, within the bound.
+    h.engine.start(&id("c2"), params()).await.unwrap();
+    h.engine.start(&id("c3"), params()).await.unwrap();
+    h.engine.start(&id("c4"), params()).await.unwrap();
+    assert!(h.engine.pool_sizes().1 <= 3);
+    h.engine.shutdown().await;
+    assert!(h.docker.container_names().is_empty(), "{:?}", h.docker.container_names());
+}
+
+/// After a crash, an app on a claimed pooled sidecar is adopted with it, and the pool's
+/// unclaimed sidecars are removed.
+#[tokio::test]
+async fn a_restarted_engine_adopts_a_pooled_pair_and_removes_the_rest() {
+    let h = crate::testing::harness_with(|c| {
+        c.pool_min = 2;
+        c.pool_max = 2;
+    })
+    .await;
+    pool_holds(&h, 2).await;
+    h.engine.start(&id("c1"), params()).await.unwrap();
+    let sidecar = h.docker.spec(APP).unwrap().labels[labels::SIDECAR].clone();
+    pool_holds(&h, 2).await;
+    let h = h.restart().await;
+    assert!(h.engine.status(&id("c1")).snapshot.status.is_running());
+    let mut left = h.docker.container_names();
+    left.sort();
+    assert_eq!(left, [APP.to_owned(), sidecar.clone()]);
+    h.engine.destroy(&id("c1")).await.unwrap();
+    assert_eq!(h.docker.container_names(), [sidecar], "kept warm under its own name");
+    h.engine.shutdown().await;
+    assert!(h.docker.container_names().is_empty());
 }

@@ -48,7 +48,7 @@ use wharf_engine::{EngineConfig, EngineName};
 
 use crate::artifacts::Recipes;
 use crate::cli::BenchEgressArgs;
-use crate::daemon::{Daemon, DaemonOptions, Listen};
+use crate::daemon::{Daemon, DaemonOptions, Listen, Warmth};
 use crate::{UsageError, config, output};
 
 mod cpu;
@@ -252,6 +252,7 @@ pub(crate) async fn egress(args: BenchEgressArgs, json: bool) -> anyhow::Result<
         busybox: args.docker.busybox.clone(),
         upstream_dns: vec![HARMLESS_DNS.into()],
         reap_on_shutdown: true,
+        warmth: Warmth::KEEP_ONLY,
     };
     let daemon = step("starting the daemon", Daemon::start(options)).await?;
     let fixture = Fixture::new(docker.clone(), Owner { engine: name.as_str(), lock: &lock });

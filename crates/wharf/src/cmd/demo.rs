@@ -21,7 +21,7 @@ use wharf_engine::labels;
 use crate::artifacts::Recipes;
 use crate::cli::DemoArgs;
 use crate::client::{Client, ClientError};
-use crate::daemon::{Daemon, DaemonOptions, Listen};
+use crate::daemon::{Daemon, DaemonOptions, Listen, Warmth};
 use crate::{config, output};
 
 const ID: &str = "demo";
@@ -45,6 +45,7 @@ pub(crate) async fn demo(args: DemoArgs) -> anyhow::Result<ExitCode> {
         busybox: args.docker.busybox,
         upstream_dns: Vec::new(),
         reap_on_shutdown: true,
+        warmth: Warmth::DEFAULT,
     };
     let daemon = step("starting the daemon", Daemon::start(options)).await?;
     let client = daemon.client();

@@ -20,17 +20,19 @@ fn text(bytes: &[u8]) -> String {
 
 docker_test! {
     /// `serve --listen 127.0.0.1:0` prints its address first; SIGTERM exits 0 and removes the
-    /// containers.
+    /// containers, the warm pool's included.
     async fn serve_prints_its_address_and_stops_on_sigterm() -> anyhow::Result<()> {
         let name = engine_name("itc");
         let _reaper = Reaper::new(&name);
         let state = tempfile::tempdir()?;
-        let serve = Serve::spawn(&name, state.path()).await?;
+        let serve = Serve::spawn_with(&name, state.path(), &["--pool-min", "1", "--pool-max", "2"], &[]).await?;
         let client = serve.client();
         let health: Value = client.json(Method::GET, "/v1/health", None).await?;
         assert_eq!(health["engine"], name.as_str(), "{health}");
+        pool_idle(&client, "1").await?;
         start(&client, "s", json!({"image": TESTAPP})).await?;
-        assert_eq!(owned_containers(&name, "{{.Names}}").len(), 2, "app and sidecar");
+        pool_idle(&client, "1").await?;
+        assert_eq!(owned_containers(&name, "{{.Names}}").len(), 3, "app, its sidecar, a pooled sidecar");
 
         // A second daemon of the same engine is refused while the first lives.
         let dir = state.path().to_str().unwrap_or_default().to_owned();
@@ -38,7 +40,7 @@ docker_test! {
         assert_ne!(out.status.code(), Some(0), "a second serve of {name} started");
         assert!(!text(&out.stdout).contains("listening on"), "{}", text(&out.stdout));
         assert!(text(&out.stderr).contains("error:"), "{}", text(&out.stderr));
-        assert_eq!(owned_containers(&name, "{{.Names}}").len(), 2, "the refused daemon touched nothing");
+        assert_eq!(owned_containers(&name, "{{.Names}}").len(), 3, "the refused daemon touched nothing");
 
         let log = serve.stderr();
         let status = serve.terminate().await?;
@@ -88,7 +90,8 @@ docker_test! {
         let w: Value = client.json(Method::POST, "/v1/containers/keep/wait", None).await?;
         assert_eq!((&w["exitCode"], &w["destroyed"]), (&json!(137), &json!(true)), "{w}");
         let names = owned_containers(&name, "{{.Names}}");
-        assert!(names.iter().all(|n| n.contains("-idle")), "keep's pair is gone: {names:?}");
+        let keep_sidecar = format!("wharf-{name}-keep-sidecar");
+        assert!(names.iter().all(|n| n.contains("-idle") || *n == keep_sidecar), "keep's app is gone, its sidecar kept warm: {names:?}");
         let log = second.stderr();
         let status = second.terminate().await?;
         assert!(status.success(), "exit {status:?}; stderr:\n{log}");
@@ -184,7 +187,7 @@ docker_test! {
 
         let out = run(&["destroy", "c1"]).await?;
         assert_eq!(out.status.code(), Some(0), "destroy: {}", text(&out.stderr));
-        assert!(owned_containers(&name, "{{.Names}}").is_empty());
+        assert_eq!(owned_containers(&name, "{{.Names}}"), [format!("wharf-{name}-c1-sidecar")], "only the sidecar, kept warm");
 
         // Errors: one `error:` line on stderr and a non-zero exit.
         for args in [&["status", "bad id"][..], &["signal", "c1", "KILL"][..], &["exec", "c1", "--", "true"][..]] {
@@ -316,5 +319,19 @@ docker_test! {
         assert!(status.success(), "exit {status:?}");
         assert!(owned_containers(&name, "{{.Names}}").is_empty(), "the second serve reaps");
         Ok(())
+    }
+}
+
+/// Waits until the daemon's warm pool holds `n` ready sidecars.
+async fn pool_idle(client: &Client, n: &str) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let reply = client.ok(Method::GET, "/metrics", None).await?;
+        let text = text(&reply.body);
+        if text.lines().any(|l| l.strip_prefix("wharf_pool_idle ") == Some(n)) {
+            return Ok(());
+        }
+        anyhow::ensure!(std::time::Instant::now() < deadline, "the pool never held {n}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }

@@ -27,7 +27,7 @@ use tokio::net::{TcpStream, UnixStream};
 use tokio::time::Instant;
 use wharf::artifacts::Recipes;
 use wharf::client::{Client, ClientError, DaemonAddr, Reply};
-use wharf::daemon::{Daemon, DaemonOptions, Listen};
+use wharf::daemon::{Daemon, DaemonOptions, Listen, Warmth};
 use wharf_engine::EngineName;
 use wharf_engine::docker::bollard::BollardDocker;
 use wharf_engine::images::ImageBuilder;
@@ -200,6 +200,16 @@ impl TestDaemon {
         TestDaemon::spawn_on(false, vec![NO_RESOLVER]).await
     }
 
+    /// A daemon with a warm pool of `pool_min` to `pool_max` sidecars (the others have none,
+    /// so their sidecar names are predictable).
+    pub(crate) async fn spawn_with_pool(
+        pool_min: usize,
+        pool_max: usize,
+    ) -> anyhow::Result<TestDaemon> {
+        let warmth = Warmth { pool_min, pool_max, ..Warmth::DEFAULT };
+        TestDaemon::spawn_full(false, vec![NO_RESOLVER], warmth).await
+    }
+
     /// A daemon on `127.0.0.1:0`, with [`NO_RESOLVER`].
     pub(crate) async fn spawn_tcp() -> anyhow::Result<TestDaemon> {
         TestDaemon::spawn_on(true, vec![NO_RESOLVER]).await
@@ -213,6 +223,14 @@ impl TestDaemon {
     }
 
     async fn spawn_on(tcp: bool, upstream_dns: Vec<IpAddr>) -> anyhow::Result<TestDaemon> {
+        TestDaemon::spawn_full(tcp, upstream_dns, Warmth::KEEP_ONLY).await
+    }
+
+    async fn spawn_full(
+        tcp: bool,
+        upstream_dns: Vec<IpAddr>,
+        warmth: Warmth,
+    ) -> anyhow::Result<TestDaemon> {
         let name = engine_name("it");
         let reaper = Reaper::new(&name);
         let dir = tempfile::tempdir()?;
@@ -230,6 +248,7 @@ impl TestDaemon {
             busybox: PathBuf::from(BUSYBOX),
             upstream_dns,
             reap_on_shutdown: true,
+            warmth,
         };
         let daemon = Daemon::start(options).await.context("starting the daemon")?;
         let client = daemon.client();
@@ -517,7 +536,8 @@ pub(crate) struct Serve {
 }
 
 impl Serve {
-    /// Spawns `wharf serve --listen 127.0.0.1:0 --name name --state-dir state` and reads the
+    /// Spawns `wharf serve --listen 127.0.0.1:0 --name name --state-dir state` (with no warm
+    /// pool unless `flags` set `--pool-max`) and reads the
     /// address from its first stdout line, which must be `listening on http://127.0.0.1:PORT`.
     pub(crate) async fn spawn(name: &str, state: &Path) -> anyhow::Result<Serve> {
         Serve::spawn_with(name, state, &[], &[]).await
@@ -542,6 +562,10 @@ impl Serve {
             "--upstream-dns",
             "127.0.0.1",
         ];
+        if !flags.contains(&"--pool-max") {
+            // No warm pool unless asked: the tests count containers.
+            args.extend(["--pool-min", "0", "--pool-max", "0"]);
+        }
         args.extend_from_slice(flags);
         let mut cmd = wharf_command(&args);
         cmd.envs(env.iter().copied());

@@ -1,7 +1,8 @@
 //! Warm sidecars (issue 5, seed 000) against the real daemon on the fake internet: a destroyed
 //! app's sidecar is reused by the next start of the same id, with that start's egress config
 //! in force (internet off, then on, then a new allow-list), and one that died in between is
-//! replaced without the caller seeing an error (W2).
+//! replaced without the caller seeing an error (W2). With a warm pool, a first start claims a
+//! pooled sidecar, and nothing of the pool outlives the daemon.
 
 use serde_json::json;
 
@@ -76,6 +77,28 @@ docker_test! {
         assert_eq!(d.wait_healthy("k").await?, "Hello World!");
         assert_eq!(metric(&d, "wharf_warm_sidecars_replaced_total").await?, "2");
         assert_eq!(metric(&d, "wharf_warm_starts_total").await?, "0");
+        d.stop().await
+    }
+}
+
+docker_test! {
+    /// A first start claims a pooled sidecar: the app runs in its namespace with the start's
+    /// policy, the pool refills, and stopping the daemon removes the pool too.
+    async fn a_first_start_claims_a_pooled_sidecar() -> anyhow::Result<()> {
+        let d = TestDaemon::spawn_with_pool(1, 2).await?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while metric(&d, "wharf_pool_idle").await? != "1" {
+            anyhow::ensure!(std::time::Instant::now() < deadline, "the pool never filled");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        d.start_app("p", &[]).await?;
+        assert_eq!(metric(&d, "wharf_pooled_starts_total").await?, "1");
+        let app = format!("wharf-{}-p", d.name());
+        let joined = docker(&["inspect", "-f", "{{index .Config.Labels \"dev.wharf.sidecar\"}}", &app]);
+        assert!(joined.trim().starts_with(&format!("wharf-{}-pool-", d.name())), "{joined}");
+        assert_eq!(d.wait_healthy("p").await?, "Hello World!");
+        let exec = d.exec("p", json!({"cmd": ["/bin/sh", "-c", "cat /etc/cloudflare/certs/cloudflare-containers-ca.crt | head -1"]})).await?;
+        assert_eq!(exec["stdout"], "-----BEGIN CERTIFICATE-----\n", "the pooled sidecar's CA is trusted: {exec}");
         d.stop().await
     }
 }
