@@ -77,6 +77,9 @@ pub(crate) async fn api_with_token(token: Option<&str>) -> Api {
     let mut config = EngineConfig::new(EngineName::new("t").unwrap(), dir.path(), recipe);
     config.readiness_timeout = Duration::from_secs(2);
     config.stop_grace = Duration::from_secs(5);
+    // No warm pool: its background refill would make containers the tests do not expect.
+    config.pool_min = 0;
+    config.pool_max = 0;
     let engine =
         Engine::new(config, Arc::new(docker.clone()), Arc::new(control.clone())).await.unwrap();
     let state = AppState::new(engine, token.map(str::to_owned));

@@ -40,6 +40,9 @@ pub(super) struct Stream {
     write_timeout: Option<Duration>,
 }
 
+/// `TcpStream::set_read_timeout` or `set_write_timeout`.
+type SetTimeout = fn(&TcpStream, Option<Duration>) -> io::Result<()>;
+
 /// Which of the socket's two timeouts.
 #[derive(Debug, Clone, Copy)]
 enum Direction {
@@ -147,11 +150,10 @@ impl Stream {
     /// it only when it would fire later. Past the deadline, a `TimedOut` error.
     fn arm(&mut self, direction: Direction, deadline: Instant) -> io::Result<()> {
         let wait = left(deadline).ok_or(io::ErrorKind::TimedOut)?;
-        let (current, set): (_, fn(&TcpStream, Option<Duration>) -> io::Result<()>) =
-            match direction {
-                Direction::Read => (&mut self.read_timeout, TcpStream::set_read_timeout),
-                Direction::Write => (&mut self.write_timeout, TcpStream::set_write_timeout),
-            };
+        let (current, set): (_, SetTimeout) = match direction {
+            Direction::Read => (&mut self.read_timeout, TcpStream::set_read_timeout),
+            Direction::Write => (&mut self.write_timeout, TcpStream::set_write_timeout),
+        };
         if current.is_none_or(|t| t > wait) {
             set(&self.stream, Some(wait))?;
             *current = Some(wait);
