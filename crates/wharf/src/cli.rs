@@ -98,6 +98,29 @@ pub enum BenchCommand {
     /// connection behind a single slot (`single`) and the pooled client (`wharf`), against the
     /// reference server: connections opened, TIME_WAIT left, resolutions/s, p50/p99/p99.9.
     Fallback(BenchFallbackArgs),
+    /// Container lifecycles (start, probe until `Hello World!`, destroy) of N ids at once, in
+    /// three modes on one daemon (`naive`: a fresh sidecar per start; `warm`: kept across
+    /// destroy; `wharf`: kept plus the warm pool) and bare `docker create` + `start` as the
+    /// floor: start p50/p99/max, the sidecar and app phases, failures against a 10 s budget,
+    /// the warm share and lifecycles/s.
+    Lifecycle(BenchLifecycleArgs),
+}
+
+/// `wharf bench lifecycle`.
+#[derive(Debug, Args)]
+pub struct BenchLifecycleArgs {
+    /// Ids cycling at once.
+    #[arg(long, value_name = "N", default_value_t = 64, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub ids: u16,
+    /// Cycles per id.
+    #[arg(long, value_name = "M", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub cycles: u16,
+    /// Which modes to run, in order: bare, naive, warm, wharf.
+    #[arg(long, value_delimiter = ',', default_value = "bare,naive,warm,wharf")]
+    pub modes: Vec<String>,
+    /// Docker and image inputs.
+    #[command(flatten)]
+    pub docker: DockerArgs,
 }
 
 /// `wharf bench egress`.

@@ -47,13 +47,14 @@ use wharf_engine::params::ContainerId;
 use wharf_engine::{EngineConfig, EngineName};
 
 use crate::artifacts::Recipes;
-use crate::cli::BenchEgressArgs;
+use crate::cli::{BenchEgressArgs, BenchLifecycleArgs};
 use crate::daemon::{Daemon, DaemonOptions, Listen, Warmth};
 use crate::{UsageError, config, output};
 
 mod cpu;
 mod fallback;
 mod fixture;
+mod lifecycle;
 mod load;
 mod pieces;
 mod report;
@@ -279,6 +280,64 @@ pub(crate) async fn egress(args: BenchEgressArgs, json: bool) -> anyhow::Result<
         output::json(&report);
     } else {
         report.print();
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `wharf bench lifecycle`.
+pub(crate) async fn lifecycle(args: BenchLifecycleArgs, json: bool) -> anyhow::Result<ExitCode> {
+    for mode in &args.modes {
+        if !["bare", "naive", "warm", "wharf"].contains(&mode.as_str()) {
+            return Err(UsageError(format!(
+                "unknown mode {mode:?} in --modes: use bare, naive, warm and wharf, comma-separated"
+            ))
+            .into());
+        }
+    }
+    let host = args.docker.docker_host.clone().or_else(config::docker_host);
+    let docker: Arc<dyn DockerApi> = Arc::new(
+        BollardDocker::connect(host.as_deref()).await.context("cannot reach the Docker daemon")?,
+    );
+    let recipes = Recipes::load(&args.docker.busybox)?;
+    step("building images", build_images(docker.clone(), &[&recipes.sidecar, &recipes.testapp]))
+        .await?;
+    let dir = std::env::temp_dir().join(format!("wharf-bench-{}", std::process::id()));
+    let name = EngineName::new(&format!("bench-{}", std::process::id()))?;
+    let options = DaemonOptions {
+        state_dir: dir.join("state"),
+        listen: Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
+        name: name.clone(),
+        token: None,
+        docker_host: host,
+        busybox: args.docker.busybox.clone(),
+        upstream_dns: vec![HARMLESS_DNS.into()],
+        reap_on_shutdown: true,
+        warmth: Warmth::OFF,
+    };
+    let (ids, cycles) = (usize::from(args.ids), usize::from(args.cycles));
+    let outcome = tokio::select! {
+        outcome = lifecycle::run(docker.clone(), &recipes, &options, &args.modes, ids, cycles) => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow!("interrupted")),
+    };
+    let mut left = Vec::new();
+    for mode in ["bare", "naive", "warm", "wharf"] {
+        let engine = format!("{}-{mode}", name.as_str());
+        let owned =
+            docker.list_containers(&[(wharf_engine::labels::ENGINE, engine.as_str())]).await?;
+        for c in owned {
+            let _ = docker.remove_container(&c.name).await;
+            left.push(c.name);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let results = outcome?;
+    if !left.is_empty() {
+        bail!("the bench left containers behind (now removed): {}", left.join(", "));
+    }
+    if json {
+        output::json(&json!({"ids": ids, "cycles": cycles, "modes": results}));
+    } else {
+        lifecycle::print(&results, ids, cycles);
     }
     Ok(ExitCode::SUCCESS)
 }

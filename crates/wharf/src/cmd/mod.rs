@@ -40,6 +40,9 @@ pub(crate) async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Images { command: ImagesCommand::Build(args) } => images::build(args, json).await,
         Command::Demo(args) => demo::demo(args).await,
         Command::Bench { command: BenchCommand::Egress(args) } => bench::egress(args, json).await,
+        Command::Bench { command: BenchCommand::Lifecycle(args) } => {
+            bench::lifecycle(args, json).await
+        }
         Command::Bench { command: BenchCommand::Fallback(args) } => {
             bench::fallback(args, json).await
         }

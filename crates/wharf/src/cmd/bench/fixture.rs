@@ -185,6 +185,36 @@ impl Fixture {
         })
     }
 
+    /// One bare `docker create` + `start` of `image` on the default bridge, timed, then removed:
+    /// the floor under any engine's start.
+    pub(super) async fn bare_cycle(&self, what: &str, image: &str) -> anyhow::Result<Duration> {
+        let name = format!("{}-{what}", self.prefix);
+        let spec = ContainerSpec {
+            name: name.clone(),
+            image: image.to_owned(),
+            entrypoint: None,
+            cmd: None,
+            env: Vec::new(),
+            labels: self.labels.clone(),
+            network: NetworkMode::Bridge,
+            publish: Vec::new(),
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            extra_hosts: Vec::new(),
+            dns: Vec::new(),
+            sysctls: BTreeMap::new(),
+            resources: Resources::default(),
+        };
+        self.created().containers.push(name.clone());
+        let began = Instant::now();
+        self.docker.create_container(&spec).await.with_context(|| format!("create {name}"))?;
+        self.docker.start_container(&name).await.with_context(|| format!("start {name}"))?;
+        let took = began.elapsed();
+        self.docker.remove_container(&name).await.with_context(|| format!("remove {name}"))?;
+        self.created().containers.retain(|c| *c != name);
+        Ok(took)
+    }
+
     /// Removes the containers, then the network; returns what could not be removed.
     pub(super) async fn teardown(&self) -> Vec<String> {
         let created = std::mem::take(&mut *self.created());
