@@ -244,17 +244,7 @@ pub(crate) async fn egress(args: BenchEgressArgs, json: bool) -> anyhow::Result<
     let name = EngineName::new(&format!("bench-{}", std::process::id()))?;
     let state_dir = dir.join("state");
     let lock = EngineConfig::new(name.clone(), &state_dir, recipes.sidecar.clone()).lock_path();
-    let options = DaemonOptions {
-        state_dir,
-        listen: Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
-        name: name.clone(),
-        token: None,
-        docker_host: host,
-        busybox: args.docker.busybox.clone(),
-        upstream_dns: vec![HARMLESS_DNS.into()],
-        reap_on_shutdown: true,
-        warmth: Warmth::KEEP_ONLY,
-    };
+    let options = daemon_options(name.clone(), state_dir, host, &args.docker, Warmth::KEEP_ONLY);
     let daemon = step("starting the daemon", Daemon::start(options)).await?;
     let fixture = Fixture::new(docker.clone(), Owner { engine: name.as_str(), lock: &lock });
 
@@ -303,17 +293,7 @@ pub(crate) async fn lifecycle(args: BenchLifecycleArgs, json: bool) -> anyhow::R
         .await?;
     let dir = std::env::temp_dir().join(format!("wharf-bench-{}", std::process::id()));
     let name = EngineName::new(&format!("bench-{}", std::process::id()))?;
-    let options = DaemonOptions {
-        state_dir: dir.join("state"),
-        listen: Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
-        name: name.clone(),
-        token: None,
-        docker_host: host,
-        busybox: args.docker.busybox.clone(),
-        upstream_dns: vec![HARMLESS_DNS.into()],
-        reap_on_shutdown: true,
-        warmth: Warmth::OFF,
-    };
+    let options = daemon_options(name.clone(), dir.join("state"), host, &args.docker, Warmth::OFF);
     let (ids, cycles) = (usize::from(args.ids), usize::from(args.cycles));
     let outcome = tokio::select! {
         outcome = lifecycle::run(docker.clone(), &recipes, &options, &args.modes, ids, cycles) => outcome,
@@ -340,6 +320,27 @@ pub(crate) async fn lifecycle(args: BenchLifecycleArgs, json: bool) -> anyhow::R
         lifecycle::print(&results, ids, cycles);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A bench daemon: its API on 127.0.0.1, sidecars pointed at a resolver no query reaches.
+fn daemon_options(
+    name: EngineName,
+    state_dir: std::path::PathBuf,
+    docker_host: Option<String>,
+    docker: &crate::cli::DockerArgs,
+    warmth: Warmth,
+) -> DaemonOptions {
+    DaemonOptions {
+        state_dir,
+        listen: Listen::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
+        name,
+        token: None,
+        docker_host,
+        busybox: docker.busybox.clone(),
+        upstream_dns: vec![HARMLESS_DNS.into()],
+        reap_on_shutdown: true,
+        warmth,
+    }
 }
 
 fn settings(args: &BenchEgressArgs) -> Result<Settings, UsageError> {

@@ -126,22 +126,7 @@ impl Fixture {
         network: &Network,
     ) -> anyhow::Result<Container> {
         let name = format!("{}-{what}", self.prefix);
-        let spec = ContainerSpec {
-            name: name.clone(),
-            image: image.to_owned(),
-            entrypoint: None,
-            cmd: None,
-            env: Vec::new(),
-            labels: self.labels.clone(),
-            network: NetworkMode::Named(network.name.clone()),
-            publish: Vec::new(),
-            cap_add: Vec::new(),
-            cap_drop: Vec::new(),
-            extra_hosts: Vec::new(),
-            dns: Vec::new(),
-            sysctls: BTreeMap::new(),
-            resources: Resources::default(),
-        };
+        let spec = self.spec(&name, image, NetworkMode::Named(network.name.clone()));
         self.created().containers.push(name.clone());
         let id =
             self.docker.create_container(&spec).await.with_context(|| format!("create {name}"))?;
@@ -189,22 +174,7 @@ impl Fixture {
     /// the floor under any engine's start.
     pub(super) async fn bare_cycle(&self, what: &str, image: &str) -> anyhow::Result<Duration> {
         let name = format!("{}-{what}", self.prefix);
-        let spec = ContainerSpec {
-            name: name.clone(),
-            image: image.to_owned(),
-            entrypoint: None,
-            cmd: None,
-            env: Vec::new(),
-            labels: self.labels.clone(),
-            network: NetworkMode::Bridge,
-            publish: Vec::new(),
-            cap_add: Vec::new(),
-            cap_drop: Vec::new(),
-            extra_hosts: Vec::new(),
-            dns: Vec::new(),
-            sysctls: BTreeMap::new(),
-            resources: Resources::default(),
-        };
+        let spec = self.spec(&name, image, NetworkMode::Bridge);
         self.created().containers.push(name.clone());
         let began = Instant::now();
         self.docker.create_container(&spec).await.with_context(|| format!("create {name}"))?;
@@ -213,6 +183,26 @@ impl Fixture {
         self.docker.remove_container(&name).await.with_context(|| format!("remove {name}"))?;
         self.created().containers.retain(|c| *c != name);
         Ok(took)
+    }
+
+    /// A plain container of `image` on `network`, with the bench's labels.
+    fn spec(&self, name: &str, image: &str, network: NetworkMode) -> ContainerSpec {
+        ContainerSpec {
+            name: name.to_owned(),
+            image: image.to_owned(),
+            entrypoint: None,
+            cmd: None,
+            env: Vec::new(),
+            labels: self.labels.clone(),
+            network,
+            publish: Vec::new(),
+            cap_add: Vec::new(),
+            cap_drop: Vec::new(),
+            extra_hosts: Vec::new(),
+            dns: Vec::new(),
+            sysctls: BTreeMap::new(),
+            resources: Resources::default(),
+        }
     }
 
     /// Removes the containers, then the network; returns what could not be removed.
