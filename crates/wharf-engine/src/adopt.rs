@@ -15,9 +15,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use wharf_wire::control::{DnsUpdate, EgressUpdate, InternetUpdate};
+use wharf_wire::control::EgressUpdate;
 
 use crate::docker::{self, ContainerSummary, RunState};
+use crate::egress::Policy;
 use crate::engine::Ctx;
 use crate::events::EventKind;
 use crate::instance::Adopted;
@@ -44,9 +45,9 @@ pub(crate) async fn adopt(ctx: &Arc<Ctx>) -> Result<Vec<(ContainerId, Adopted)>,
     let mut adopted = Vec::new();
     let (pairs, unclaimed) = pair_up(ctx.config.name.as_str(), owned);
     for c in unclaimed {
-        match ctx.docker.remove_container(&c.name).await {
-            Ok(()) | Err(docker::Error::NotFound(_)) => {
-                tracing::info!(name = %c.name, "removed an unclaimed sidecar of the warm pool");
+        match crate::sidecar::launch::remove(&*ctx.docker, &c.name).await {
+            Ok(()) => {
+                tracing::info!(name = %c.name, "removed an unclaimed sidecar of the warm pool")
             }
             Err(e) => {
                 tracing::warn!(name = %c.name, error = %e, "could not remove a pooled sidecar; wharf gc will retry");
@@ -84,12 +85,15 @@ fn pair_up(
             tracing::warn!(name = %c.name, "owned container without a valid id label; leaving it to wharf gc");
             continue;
         };
-        let expected = crate::spec::Names::new(engine, &id).sidecar;
+        let role = labels::role_of(&c.labels);
+        let sidecar = (role == Some(Role::App)).then(|| {
+            let expected = || crate::spec::Names::new(engine, &id).sidecar;
+            c.labels.get(labels::SIDECAR).cloned().unwrap_or_else(expected)
+        });
         let pair = pairs.entry(id).or_default();
-        match labels::role_of(&c.labels) {
+        match role {
             Some(Role::App) => {
-                let sidecar = c.labels.get(labels::SIDECAR).unwrap_or(&expected);
-                if let Some(claimed) = pooled.remove(sidecar) {
+                if let Some(claimed) = sidecar.and_then(|name| pooled.remove(&name)) {
                     pair.sidecar = Some(claimed);
                 }
                 pair.app = Some(c);
@@ -112,15 +116,11 @@ async fn adopt_pair(ctx: &Ctx, id: &ContainerId, pair: &Pair) -> Option<Adopted>
     let record = ctx.store.load(id).unwrap_or_default();
     let mappings: Vec<_> =
         record.mappings.iter().filter_map(persist::MappingRecord::to_mapping).collect();
-    let mut table = wharf_policy::Table::new();
+    let mut policy = Policy { internet: record.internet, ..Policy::default() };
     for mapping in &mappings {
-        table.upsert(mapping.clone());
+        policy.table.upsert(mapping.clone());
     }
-    let update = EgressUpdate {
-        port: Some(u32::from(ctx.egress_port)),
-        dns: Some(DnsUpdate { allow_hostnames: table.dns_allow_list() }),
-        internet: Some(InternetUpdate { enabled: record.internet }),
-    };
+    let update = policy.update(ctx.egress_port);
     if let Err(e) = put_with_retry(ctx, &endpoint, &update).await {
         tracing::warn!(container.id = %id, error = %e, "adopted sidecar does not answer; removing the pair");
         return None;

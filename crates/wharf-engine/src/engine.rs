@@ -360,7 +360,7 @@ impl Engine {
     pub fn metrics(&self) -> String {
         let running =
             self.lock_instances().values().filter(|h| h.snapshot().status.is_running()).count();
-        self.inner.ctx.metrics.render_with_pool(running, self.pool_sizes())
+        self.inner.ctx.metrics.render(running, self.pool_sizes())
     }
 
     /// The engine's name.

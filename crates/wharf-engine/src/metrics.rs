@@ -60,13 +60,9 @@ impl Metrics {
         self.start_sum_micros.fetch_add(micros, Ordering::Relaxed);
     }
 
-    /// Renders everything; `running` is the current number of running apps.
-    pub fn render(&self, running: usize) -> String {
-        self.render_with_pool(running, (0, 0))
-    }
-
-    /// Renders everything, with the warm pool's idle sidecars and target as gauges.
-    pub fn render_with_pool(&self, running: usize, (idle, target): (usize, usize)) -> String {
+    /// Renders everything; `running` is the current number of running apps, and the warm
+    /// pool's idle sidecars and target are gauges.
+    pub fn render(&self, running: usize, (idle, target): (usize, usize)) -> String {
         let mut out = String::new();
         let counters: [(&str, &str, &AtomicU64); 13] = [
             ("wharf_starts_total", "Successful container starts.", &self.starts),
@@ -142,9 +138,11 @@ mod tests {
         let m = Metrics::default();
         Metrics::inc(&m.starts);
         m.observe_start(Duration::from_millis(300));
-        let text = m.render(2);
+        let text = m.render(2, (1, 3));
         assert!(text.contains("wharf_starts_total 1\n"));
         assert!(text.contains("wharf_running_containers 2\n"));
+        assert!(text.contains("\nwharf_pool_idle 1\n"));
+        assert!(text.contains("\nwharf_pool_target 3\n"));
         assert!(text.contains("wharf_start_duration_seconds_bucket{le=\"0.25\"} 0\n"));
         assert!(text.contains("wharf_start_duration_seconds_bucket{le=\"0.5\"} 1\n"));
         assert!(text.contains("wharf_start_duration_seconds_count 1\n"));

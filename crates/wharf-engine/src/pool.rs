@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
-use wharf_wire::control::{DnsUpdate, EgressUpdate, InternetUpdate};
 
+use crate::egress::Policy;
 use crate::engine::Ctx;
 use crate::metrics::Metrics;
 use crate::sidecar::Endpoint;
@@ -211,11 +211,7 @@ async fn make(ctx: &Ctx) -> Result<Pooled, String> {
         dns: &ctx.config.upstream_dns,
     };
     let spec = spec::pooled_sidecar(&name, ctx.owner(), plan);
-    let update = EgressUpdate {
-        port: Some(u32::from(ctx.egress_port)),
-        dns: Some(DnsUpdate { allow_hostnames: Vec::new() }),
-        internet: Some(InternetUpdate { enabled: false }),
-    };
+    let update = Policy::default().update(ctx.egress_port);
     match launch::launch(ctx, &spec, &token, &update).await {
         Ok(endpoint) => Ok(Pooled { name, endpoint, made: Instant::now() }),
         Err(e) => {

@@ -45,6 +45,19 @@ pub struct Policy {
     pub internet: bool,
 }
 
+impl Policy {
+    /// The sidecar's whole config for this policy (`PUT /egress`): the engine's egress listener
+    /// port, the DNS allow-list derived from the mappings, and the internet flag.
+    pub fn update(&self, egress_port: u16) -> wharf_wire::control::EgressUpdate {
+        use wharf_wire::control::{DnsUpdate, EgressUpdate, InternetUpdate};
+        EgressUpdate {
+            port: Some(u32::from(egress_port)),
+            dns: Some(DnsUpdate { allow_hostnames: self.table.dns_allow_list() }),
+            internet: Some(InternetUpdate { enabled: self.internet }),
+        }
+    }
+}
+
 /// A shared [`Policy`].
 pub type SharedPolicy = Arc<RwLock<Policy>>;
 

@@ -10,7 +10,7 @@ use std::sync::PoisonError;
 
 use bytes::Bytes;
 use tokio::time::Instant;
-use wharf_wire::control::{DnsUpdate, EgressUpdate, InternetUpdate};
+use wharf_wire::control::EgressUpdate;
 
 use super::Instance;
 use crate::Error;
@@ -217,12 +217,7 @@ impl Instance {
     /// The full egress config: the listener port, the DNS allow-list derived from the
     /// mappings, and the internet flag.
     pub(super) fn egress_update(&self) -> EgressUpdate {
-        let policy = self.read_policy();
-        EgressUpdate {
-            port: Some(u32::from(self.ctx.egress_port)),
-            dns: Some(DnsUpdate { allow_hostnames: policy.table.dns_allow_list() }),
-            internet: Some(InternetUpdate { enabled: policy.internet }),
-        }
+        self.read_policy().update(self.ctx.egress_port)
     }
 
     fn sidecar_error(&self, message: String) -> Error {

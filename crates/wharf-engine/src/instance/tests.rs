@@ -455,6 +455,15 @@ async fn a_failed_restart_forgets_the_removed_containers() {
     assert!(matches!(h.engine.logs(&id("c1"), false), Err(Error::NoAppContainer(_))));
 }
 
+/// A harness whose warm pool aims at `min` to `max` sidecars.
+async fn pool_harness(min: usize, max: usize) -> crate::testing::Harness {
+    crate::testing::harness_with(|c| {
+        c.pool_min = min;
+        c.pool_max = max;
+    })
+    .await
+}
+
 /// Waits until the warm pool holds `n` ready sidecars.
 async fn pool_holds(h: &crate::testing::Harness, n: usize) {
     for _ in 0..500 {
@@ -474,11 +483,7 @@ fn pooled_names(h: &crate::testing::Harness) -> Vec<String> {
 /// joins the pooled sidecar's namespace and names it in its labels, and the pool refills.
 #[tokio::test]
 async fn a_first_start_claims_a_pooled_sidecar() {
-    let h = crate::testing::harness_with(|c| {
-        c.pool_min = 1;
-        c.pool_max = 2;
-    })
-    .await;
+    let h = pool_harness(1, 2).await;
     pool_holds(&h, 1).await;
     let pooled = pooled_names(&h);
     assert_eq!(pooled.len(), 1, "{pooled:?}");
@@ -506,11 +511,7 @@ async fn a_first_start_claims_a_pooled_sidecar() {
 /// fresh one in the same start.
 #[tokio::test]
 async fn an_empty_pool_grows_and_a_bad_pooled_sidecar_is_skipped() {
-    let h = crate::testing::harness_with(|c| {
-        c.pool_min = 1;
-        c.pool_max = 3;
-    })
-    .await;
+    let h = pool_harness(1, 3).await;
     pool_holds(&h, 1).await;
     h.control.refuse_puts(1);
     h.engine.start(&id("c1"), params()).await.unwrap();
@@ -529,11 +530,7 @@ async fn an_empty_pool_grows_and_a_bad_pooled_sidecar_is_skipped() {
 /// unclaimed sidecars are removed.
 #[tokio::test]
 async fn a_restarted_engine_adopts_a_pooled_pair_and_removes_the_rest() {
-    let h = crate::testing::harness_with(|c| {
-        c.pool_min = 2;
-        c.pool_max = 2;
-    })
-    .await;
+    let h = pool_harness(2, 2).await;
     pool_holds(&h, 2).await;
     h.engine.start(&id("c1"), params()).await.unwrap();
     let sidecar = h.docker.spec(APP).unwrap().labels[labels::SIDECAR].clone();

@@ -135,28 +135,8 @@ async fn daemon_mode(
             tokio::spawn(async move { cycle_id(client, format!("b{i}"), image, cycles).await })
         })
         .collect();
-    let mut starts = Vec::new();
-    let mut readies = Vec::new();
-    let mut failures = 0;
-    let mut first_failure = None;
-    for task in tasks {
-        for outcome in task.await? {
-            match outcome {
-                Ok((start, ready)) if ready <= BUDGET => {
-                    starts.push(start);
-                    readies.push(ready);
-                }
-                Ok((_, ready)) => {
-                    failures += 1;
-                    first_failure.get_or_insert(format!("ready after {ready:?}"));
-                }
-                Err(e) => {
-                    failures += 1;
-                    first_failure.get_or_insert(format!("{e:#}"));
-                }
-            }
-        }
-    }
+    let Tally { ok, failures, first_failure } = tally(tasks).await?;
+    let (starts, readies): (Vec<_>, Vec<_>) = ok.into_iter().unzip();
     let wall = began.elapsed();
     output::note(&format!("  {mode}: {} lifecycles in {wall:.1?}", ids * cycles));
     // Let the last events arrive; stopping the daemon closes the stream.
@@ -211,7 +191,36 @@ async fn one_cycle(client: &Client, id: &str, image: &str) -> anyhow::Result<(Du
         }
     };
     client.ok(Method::POST, &format!("/v1/containers/{id}/destroy"), None).await?;
+    if ready > BUDGET {
+        bail!("ready after {ready:?}");
+    }
     Ok((start, ready))
+}
+
+/// What the cycles of every id came to.
+struct Tally<T> {
+    ok: Vec<T>,
+    failures: usize,
+    first_failure: Option<String>,
+}
+
+/// Awaits every id's task and counts its cycles' outcomes.
+async fn tally<T>(
+    tasks: Vec<tokio::task::JoinHandle<Vec<anyhow::Result<T>>>>,
+) -> anyhow::Result<Tally<T>> {
+    let mut tally = Tally { ok: Vec::new(), failures: 0, first_failure: None };
+    for task in tasks {
+        for outcome in task.await? {
+            match outcome {
+                Ok(value) => tally.ok.push(value),
+                Err(e) => {
+                    tally.failures += 1;
+                    tally.first_failure.get_or_insert(format!("{e:#}"));
+                }
+            }
+        }
+    }
+    Ok(tally)
 }
 
 /// The floor: bare create + start of the test app, at the same concurrency.
@@ -239,18 +248,7 @@ async fn bare(
             })
         })
         .collect();
-    let (mut starts, mut failures, mut first_failure) = (Vec::new(), 0, None);
-    for task in tasks {
-        for outcome in task.await? {
-            match outcome {
-                Ok(took) => starts.push(took),
-                Err(e) => {
-                    failures += 1;
-                    first_failure.get_or_insert(format!("{e:#}"));
-                }
-            }
-        }
-    }
+    let Tally { ok: starts, failures, first_failure } = tally(tasks).await?;
     let wall = began.elapsed();
     let problems = fixture.teardown().await;
     if !problems.is_empty() {
